@@ -1,0 +1,91 @@
+"""One typed settings object, read from the environment.
+
+Every external part is chosen by a URL. The defaults are the embedded mode: SQLite, a
+local folder for objects, milvus-lite and a broker that needs no server, all under
+``DATA_DIR`` (``./var``), so ``make demo`` runs with nothing to install.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MEBIBYTE = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    app_env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("var")
+
+    # Each external part, chosen by a URL. Empty means "the embedded default under data_dir".
+    database_url: str = ""
+    broker_url: str = ""
+    storage_url: str = ""
+    milvus_uri: str = ""
+    milvus_token: str | None = None
+
+    # The index: HNSW keeps searches fast at millions of faces; FLAT is exact.
+    milvus_index_type: Literal["HNSW", "FLAT", "IVF_FLAT", "AUTOINDEX"] = "HNSW"
+    milvus_search_ef: int = Field(default=128, ge=1)
+
+    # Face pipeline.
+    model_name: str = "facenet-20170512-110547"
+    model_dir: Path = Path.home() / ".cache" / "facesearch" / "models"
+    pipeline_batch_size: int = Field(default=32, ge=1, le=512)
+    max_faces_per_image: int = Field(default=20, ge=1, le=200)
+
+    # Uploads. Limits are checked before any work is queued.
+    max_upload_bytes: int = Field(default=20 * MEBIBYTE, ge=1)
+    max_request_bytes: int = Field(default=200 * MEBIBYTE, ge=1)
+    max_files_per_request: int = Field(default=100, ge=1)
+    # Pillow's decompression-bomb guard: a 20 KB file can claim 50,000 x 50,000 pixels.
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    default_top_k: int = Field(default=10, ge=1)
+    max_top_k: int = Field(default=100, ge=1)
+
+    # Tasks.
+    task_time_limit_s: int = Field(default=900, ge=10)
+    # Faces written per index task; FACTS: batches of ~2,000 insert at ~7,000 rows/s.
+    index_batch_size: int = Field(default=2000, ge=1)
+
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON when stderr is not a terminal
+
+    @model_validator(mode="after")
+    def _fill_embedded_defaults(self) -> Settings:
+        data = self.data_dir
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(data / 'facesearch.db').resolve()}"
+        if not self.broker_url:
+            self.broker_url = f"filesystem://{(data / 'broker').resolve()}"
+        if not self.storage_url:
+            self.storage_url = f"file://{(data / 'objects').resolve()}"
+        if not self.milvus_uri:
+            self.milvus_uri = str((data / "milvus.db").resolve())
+        if self.max_top_k < self.default_top_k:
+            raise ValueError("MAX_TOP_K must be at least DEFAULT_TOP_K")
+        return self
+
+    @property
+    def embedded_index(self) -> bool:
+        """milvus-lite: only the worker process may open it (one process per path)."""
+        return not self.milvus_uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+    @property
+    def filesystem_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def broker_folder(self) -> Path:
+        return Path(self.broker_url.removeprefix("filesystem://"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

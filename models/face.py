@@ -1,0 +1,61 @@
+"""Faces found in gallery images, with the embedding itself (Postgres is the system of
+record; Milvus is an index rebuilt from these rows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, BigIntId, JSONType, created_at, int_pk
+
+if TYPE_CHECKING:
+    from models.image import Image
+
+
+class FaceBoxMixin:
+    """A face box (x, y, width, height in image pixels), landmarks and detector confidence."""
+
+    box_x: Mapped[int] = mapped_column(Integer)
+    box_y: Mapped[int] = mapped_column(Integer)
+    box_w: Mapped[int] = mapped_column(Integer)
+    box_h: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    landmarks: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    @property
+    def box(self) -> dict[str, int]:
+        return {"x": self.box_x, "y": self.box_y, "width": self.box_w, "height": self.box_h}
+
+
+class Face(FaceBoxMixin, Base):
+    __tablename__ = "faces"
+    __table_args__ = (
+        # A redelivered task re-detects the same faces: this makes a duplicate impossible.
+        UniqueConstraint("image_id", "model_name", "face_index", name="uq_faces_image_model_index"),
+        # The indexer's work queue: faces of a model not yet in Milvus.
+        Index("ix_faces_model_unindexed", "model_name", "indexed_at"),
+    )
+
+    id: Mapped[int_pk]
+    image_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("images.id", ondelete="CASCADE"))
+    face_index: Mapped[int] = mapped_column(Integer)
+    model_name: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    # float32 little-endian bytes: portable across Postgres and SQLite, exact round trip.
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    indexed_at: Mapped[datetime | None]
+    created_at: Mapped[created_at]
+
+    image: Mapped[Image] = relationship(back_populates="faces")
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.frombuffer(self.embedding, dtype="<f4")
+
+
+def vector_to_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
