@@ -1,0 +1,50 @@
+"""The web layer: validates input, stores bytes, writes rows, queues tasks, answers 202.
+
+It never loads TensorFlow and never talks to Milvus on the request path of an upload.
+"""
+
+from __future__ import annotations
+
+from apiflask import APIFlask
+
+from api.context import EXTENSION, Services, close_db
+from api.errors import register_error_handlers
+from core.logging import configure_logging
+from core.queue import make_celery
+from core.settings import Settings, get_settings
+from core.storage import open_store
+from models.db import make_engine, make_session_factory
+
+
+def create_app(settings: Settings | None = None) -> APIFlask:
+    settings = settings or get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    app = APIFlask(
+        __name__,
+        title="facesearch",
+        version="1.0",
+        spec_path="/openapi.json",
+        docs_path="/docs",
+    )
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        JSON_SORT_KEYS=False,
+        VALIDATION_ERROR_STATUS_CODE=422,
+        DESCRIPTION="Reverse face-image search: upload photos to a gallery, search it with a "
+        "photo, and get ranked matches for every face. Long operations are jobs: poll "
+        "`GET /v1/jobs/{id}`.",
+    )
+    app.extensions[EXTENSION] = Services(
+        settings=settings,
+        sessions=make_session_factory(make_engine(settings.database_url)),
+        store=open_store(settings.storage_url),
+        celery=make_celery(settings),
+    )
+    app.teardown_appcontext(close_db)
+    register_error_handlers(app)
+
+    from api import health, images, jobs, searches  # noqa: PLC0415 (routes need the app)
+
+    for module in (health, images, jobs, searches):
+        app.register_blueprint(module.bp)
+    return app

@@ -1,0 +1,33 @@
+"""Sending tasks: only after the rows they read are committed, and never silently lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.logging import get_logger
+from models import Job, JobStatus
+
+from api.context import db, services
+from api.errors import ApiError
+
+log = get_logger(__name__)
+
+# A broker that is down should fail the request in seconds, not hang it.
+SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
+
+
+def send_after_commit(job: Job, task_name: str, **kwargs: Any) -> None:
+    """Commit the request's session, then send the task. If the broker refuses, the job is
+    marked failed (so no client polls a job that will never run) and the client gets 503."""
+    session = db()
+    session.commit()
+    try:
+        services().celery.send_task(
+            task_name, kwargs=kwargs, retry=True, retry_policy=SEND_RETRY_POLICY
+        )
+    except Exception as exc:  # kombu raises several types for "broker unreachable"
+        log.exception("could not send task", task=task_name, job_id=job.id)
+        job.finish(JobStatus.FAILED, error=f"could not queue the job: the broker is unavailable ({exc})")
+        session.commit()
+        raise ApiError(503, "the task queue is unavailable; try again shortly",
+                       details={"job_id": job.id}) from exc

@@ -1,0 +1,236 @@
+"""Gallery images: upload (an ingest job), read, download, delete."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import Response, request, url_for
+from sqlalchemy import exists, select, or_
+from sqlalchemy.exc import IntegrityError
+from werkzeug.datastructures import FileStorage
+
+from api import schemas
+from api.context import db, services
+from api.enqueue import send_after_commit
+from api.errors import ApiError
+from api.jobs import existing_job_for_key, job_created
+from api.uploads import Upload, read_upload, store_upload
+from core.logging import get_logger
+from core.queue import DELETE_VECTORS_TASK, INGEST_TASK
+from core.storage import ObjectNotFound
+from models import (
+    DEFAULT_GALLERY_ID,
+    Image,
+    ItemStatus,
+    Job,
+    JobItem,
+    JobKind,
+    Search,
+    refresh_progress,
+)
+
+log = get_logger(__name__)
+bp = APIBlueprint("images", __name__, url_prefix="/v1/images", tag="Images")
+
+
+def image_url(image_id: int) -> str:
+    return url_for("images.get_image_content", image_id=image_id)
+
+
+def serialize_image(image: Image) -> dict[str, Any]:
+    return {
+        "id": image.id,
+        "label": image.label,
+        "status": image.status.value,
+        "error": image.error,
+        "sha256": image.sha256,
+        "content_type": image.content_type,
+        "size_bytes": image.size_bytes,
+        "width": image.width,
+        "height": image.height,
+        "filename": image.filename,
+        "created_at": image.created_at,
+        "image_url": image_url(image.id),
+        "faces": [
+            {
+                "id": face.id,
+                "box": face.box,
+                "confidence": face.confidence,
+                "landmarks": face.landmarks,
+                "model": face.model_name,
+                "indexed": face.indexed_at is not None,
+            }
+            for face in image.faces
+        ],
+    }
+
+
+def _refuse_all(uploads: list[Upload]) -> ApiError:
+    details = {"files": [{"name": u.filename, "code": u.error.code, "message": u.error.message}
+                         for u in uploads if u.error]}
+    statuses = {u.status_code for u in uploads}
+    status = statuses.pop() if len(statuses) == 1 else 422
+    if len(uploads) == 1 and uploads[0].error:
+        message = f"{uploads[0].filename}: {uploads[0].error.message}"
+    else:
+        message = "none of the files is an image that can be processed; see details"
+    return ApiError(status, message, code=uploads[0].error.code if len(uploads) == 1 and uploads[0].error else None, details=details)
+
+
+def _create_ingest_job(uploads: list[Upload], label: str | None, key: str | None) -> Job:
+    session = db()
+    job = Job(kind=JobKind.INGEST, idempotency_key=key)
+    session.add(job)
+    seen: dict[str, Image] = {}
+    for position, upload in enumerate(uploads):
+        item = JobItem(position=position, name=upload.filename)
+        job.items.append(item)
+        if upload.error is not None:
+            item.status, item.error = ItemStatus.FAILED, upload.error.message
+            continue
+        assert upload.info is not None
+        image = seen.get(upload.sha256) or session.scalar(
+            select(Image).where(Image.gallery_id == DEFAULT_GALLERY_ID, Image.sha256 == upload.sha256)
+        )
+        if image is not None:
+            # Content-addressed: the same bytes are one image. A repeat is a skip, not a copy.
+            session.flush()
+            item.status, item.image_id = ItemStatus.SKIPPED, image.id
+            item.error = f"the same image is already in the gallery (image {image.id})"
+            continue
+        image = Image(
+            gallery_id=DEFAULT_GALLERY_ID,
+            sha256=upload.sha256,
+            object_key=store_upload(services().store, upload),
+            content_type=upload.info.content_type,
+            size_bytes=len(upload.data),
+            width=upload.info.width,
+            height=upload.info.height,
+            filename=upload.filename,
+            label=label,
+        )
+        session.add(image)
+        session.flush()
+        seen[upload.sha256] = image
+        item.image_id = image.id
+    session.flush()
+    refresh_progress(session, job)
+    return job
+
+
+@bp.post("")
+@bp.input(schemas.ImageUploadIn, location="form_and_files", arg_name="body")
+@bp.output(schemas.JobCreatedOut, status_code=202)
+@bp.doc(
+    summary="Add images to the gallery",
+    description="Stores each file and queues an ingest job that detects, embeds and indexes "
+    "its faces. Poll the job at the `Location` header. A file that is not a usable image is "
+    "recorded as a failed item; if no file is usable the request is refused.",
+    responses={202: "Accepted: an ingest job was created", 413: "A file or the request is "
+               "too large", 415: "Not an image / unsupported format", 422: "Invalid input"},
+)
+def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    settings = services().settings
+    files: list[FileStorage] = body["file"]
+    if not files:
+        raise ApiError(400, "send one or more images as multipart parts named 'file'")
+    if len(files) > settings.max_files_per_request:
+        raise ApiError(
+            413, f"{len(files)} files in one request; the limit is {settings.max_files_per_request}"
+        )
+    label = (body.get("label") or "").strip() or None
+    key = request.headers.get("Idempotency-Key")
+    if key and (job := existing_job_for_key(key, JobKind.INGEST)) is not None:
+        return job_created(job)
+
+    uploads = [
+        read_upload(f, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+        for f in files
+    ]
+    if all(u.error for u in uploads):
+        raise _refuse_all(uploads)
+    try:
+        job = _create_ingest_job(uploads, label, key)
+    except IntegrityError:
+        # Another request stored the same bytes or used the same key at the same moment;
+        # a second attempt sees its rows and records skips instead.
+        db().rollback()
+        if key and (job := existing_job_for_key(key, JobKind.INGEST)) is not None:
+            return job_created(job)
+        job = _create_ingest_job(uploads, label, key)
+    pending = job.total - job.failed - job.skipped
+    if pending:
+        send_after_commit(job, INGEST_TASK, job_id=job.id)
+    else:
+        job.finish()  # nothing new to process: every file was a duplicate or refused
+        db().commit()
+    log.info("ingest job created", job_id=job.id, files=len(uploads), pending=pending)
+    return job_created(job)
+
+
+@bp.get("/<int:image_id>")
+@bp.output(schemas.ImageOut)
+@bp.doc(summary="An image, its status and its faces", responses={404: "No such image"})
+def get_image(image_id: int) -> dict[str, Any]:
+    return serialize_image(_image_or_404(image_id))
+
+
+@bp.get("/<int:image_id>/content")
+@bp.doc(summary="The image's bytes", responses={200: "The original file", 404: "No such image"})
+def get_image_content(image_id: int) -> Response:
+    image = _image_or_404(image_id)
+    try:
+        data = services().store.get(image.object_key)
+    except ObjectNotFound as exc:
+        raise ApiError(404, f"the bytes of image {image_id} are missing from the store") from exc
+    response = Response(data, mimetype=image.content_type)
+    # Content-addressed: the bytes behind this URL never change.
+    response.set_etag(image.sha256)
+    response.cache_control.public = True
+    response.cache_control.max_age = 86_400
+    return response.make_conditional(request)
+
+
+@bp.delete("/<int:image_id>")
+@bp.output({}, status_code=204)
+@bp.doc(summary="Delete an image: its bytes, its rows and its vectors",
+        responses={404: "No such image"})
+def delete_image(image_id: int) -> tuple[str, int]:
+    session = db()
+    image = _image_or_404(image_id)
+    faces_by_model: dict[str, list[int]] = defaultdict(list)
+    for face in image.faces:
+        faces_by_model[face.model_name].append(face.id)
+    object_key = image.object_key
+    session.delete(image)
+    session.commit()
+    # The bytes may be shared: another gallery's image or a search query with the same hash.
+    still_used = session.scalar(
+        select(
+            or_(
+                exists().where(Image.object_key == object_key),
+                exists().where(Search.query_object_key == object_key),
+            )
+        )
+    )
+    if not still_used:
+        services().store.delete(object_key)
+    for model_name, face_ids in faces_by_model.items():
+        # Milvus is derived: searches already drop hits whose rows are gone, so a vector that
+        # outlives its row for a moment (or until a reindex, if the broker is down) is harmless.
+        try:
+            services().celery.send_task(DELETE_VECTORS_TASK, args=[model_name, face_ids])
+        except Exception:
+            log.exception("could not queue vector deletion", image_id=image_id)
+    log.info("image deleted", image_id=image_id, faces=sum(map(len, faces_by_model.values())))
+    return "", 204
+
+
+def _image_or_404(image_id: int) -> Image:
+    image = db().get(Image, image_id)
+    if image is None:
+        raise ApiError(404, f"there is no image {image_id}")
+    return image
+

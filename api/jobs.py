@@ -1,0 +1,70 @@
+"""Jobs: the record of every long operation, polled by clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import url_for
+from sqlalchemy import select
+
+from api import schemas
+from api.context import db
+from api.errors import ApiError
+from models import Job, JobItem, JobKind
+
+bp = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", tag="Jobs")
+
+# Items are listed inline for uploads; large jobs (archives) page through them instead.
+INLINE_ITEMS = 1000
+
+
+def job_url(job_id: str) -> str:
+    return url_for("jobs.get_job", job_id=job_id)
+
+
+def job_created(job: Job) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The 202 answer to a request that created (or, with an Idempotency-Key, found) a job."""
+    url = job_url(job.id)
+    return {"job_id": job.id, "status": job.status.value, "job_url": url}, 202, {"Location": url}
+
+
+def existing_job_for_key(key: str, kind: JobKind) -> Job | None:
+    job = db().scalar(select(Job).where(Job.idempotency_key == key))
+    if job is not None and job.kind != kind:
+        raise ApiError(409, f"the Idempotency-Key {key!r} was already used for a {job.kind} job")
+    return job
+
+
+def serialize_job(job: Job) -> dict[str, Any]:
+    items = db().scalars(
+        select(JobItem).where(JobItem.job_id == job.id).order_by(JobItem.position).limit(INLINE_ITEMS)
+    ).all()
+    return {
+        "id": job.id,
+        "kind": job.kind.value,
+        "status": job.status.value,
+        "progress": {
+            "total": job.total, "done": job.done, "failed": job.failed, "skipped": job.skipped,
+        },
+        "error": job.error,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "result": job.result or {},
+        "items": [
+            {"position": i.position, "name": i.name, "status": i.status.value,
+             "image_id": i.image_id, "error": i.error}
+            for i in items
+        ],
+    }
+
+
+@bp.get("/<job_id>")
+@bp.output(schemas.JobOut)
+@bp.doc(summary="A job's status, progress and result", responses={404: "No such job"})
+def get_job(job_id: str) -> dict[str, Any]:
+    job = db().get(Job, job_id)
+    if job is None:
+        raise ApiError(404, f"there is no job {job_id}")
+    return serialize_job(job)

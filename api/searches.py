@@ -1,0 +1,150 @@
+"""Searches: upload a query photo, poll, read ranked matches per face."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import Response, request, url_for
+from werkzeug.datastructures import FileStorage
+
+from api import schemas
+from api.context import db, services
+from api.enqueue import send_after_commit
+from api.errors import ApiError
+from api.images import image_url
+from api.jobs import existing_job_for_key, job_url
+from api.uploads import read_upload, store_upload
+from core.logging import get_logger
+from core.queue import SEARCH_TASK
+from core.storage import ObjectNotFound
+from models import DEFAULT_GALLERY_ID, Job, JobKind, Search
+
+log = get_logger(__name__)
+bp = APIBlueprint("searches", __name__, url_prefix="/v1/searches", tag="Searches")
+
+
+def search_created(search: Search) -> tuple[dict[str, Any], int, dict[str, str]]:
+    url = job_url(search.job_id)
+    body = {
+        "job_id": search.job_id,
+        "search_id": search.id,
+        "status": search.status.value,
+        "job_url": url,
+        "search_url": url_for("searches.get_search", search_id=search.id),
+    }
+    return body, 202, {"Location": url}
+
+
+@bp.post("")
+@bp.input(schemas.SearchIn, location="form_and_files", arg_name="body")
+@bp.output(schemas.SearchCreatedOut, status_code=202)
+@bp.doc(
+    summary="Search the gallery with a photo",
+    description="Queues a search: every face in the photo is matched against the gallery. "
+    "Poll the job at `Location`, then read `search_url`.",
+    responses={202: "Accepted: a search job was created", 413: "The file is too large",
+               415: "Not an image / unsupported format", 422: "Invalid input"},
+)
+def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    settings = services().settings
+    file: FileStorage = body["file"]
+    top_k = body.get("top_k") or settings.default_top_k
+    key = request.headers.get("Idempotency-Key")
+    if key and (job := existing_job_for_key(key, JobKind.SEARCH)) is not None:
+        existing = db().query(Search).filter_by(job_id=job.id).one()
+        return search_created(existing)
+
+    upload = read_upload(
+        file, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
+    )
+    if upload.error is not None:
+        raise ApiError(
+            upload.status_code,
+            f"{upload.filename}: {upload.error.message}",
+            code=upload.error.code,
+        )
+    assert upload.info is not None
+    session = db()
+    job = Job(kind=JobKind.SEARCH, idempotency_key=key, total=1)
+    search = Search(
+        job=job,
+        gallery_id=DEFAULT_GALLERY_ID,
+        top_k=top_k,
+        query_sha256=upload.sha256,
+        query_object_key=store_upload(services().store, upload),
+        query_content_type=upload.info.content_type,
+        query_width=upload.info.width,
+        query_height=upload.info.height,
+        query_size_bytes=len(upload.data),
+    )
+    session.add_all([job, search])
+    session.flush()
+    send_after_commit(job, SEARCH_TASK, job_id=job.id, search_id=search.id)
+    log.info("search created", job_id=job.id, search_id=search.id, top_k=top_k)
+    return search_created(search)
+
+
+def serialize_search(search: Search) -> dict[str, Any]:
+    return {
+        "id": search.id,
+        "job_id": search.job_id,
+        "status": search.status.value,
+        "error": search.error,
+        "top_k": search.top_k,
+        "model": search.model_name,
+        "created_at": search.created_at,
+        "finished_at": search.finished_at,
+        "query": {
+            "width": search.query_width,
+            "height": search.query_height,
+            "image_url": url_for("searches.get_search_query", search_id=search.id),
+        },
+        "faces": [
+            {
+                "box": face.box,
+                "confidence": face.confidence,
+                "landmarks": face.landmarks,
+                "matches": [
+                    {
+                        "rank": m.rank,
+                        "score": m.score,
+                        "image_id": m.image_id,
+                        "face_id": m.face_id,
+                        "label": m.label,
+                        "box": m.box,
+                        "image_url": image_url(m.image_id) if m.image_id is not None else None,
+                    }
+                    for m in face.matches
+                ],
+            }
+            for face in search.faces
+        ],
+    }
+
+
+def _search_or_404(search_id: str) -> Search:
+    search = db().get(Search, search_id)
+    if search is None:
+        raise ApiError(404, f"there is no search {search_id}")
+    return search
+
+
+@bp.get("/<search_id>")
+@bp.output(schemas.SearchOut)
+@bp.doc(summary="A search's faces and their ranked matches", responses={404: "No such search"})
+def get_search(search_id: str) -> dict[str, Any]:
+    return serialize_search(_search_or_404(search_id))
+
+
+@bp.get("/<search_id>/query")
+@bp.doc(summary="The query photo's bytes", responses={404: "No such search"})
+def get_search_query(search_id: str) -> Response:
+    search = _search_or_404(search_id)
+    try:
+        data = services().store.get(search.query_object_key)
+    except ObjectNotFound as exc:
+        raise ApiError(404, f"the query image of search {search_id} is missing") from exc
+    response = Response(data, mimetype=search.query_content_type)
+    response.set_etag(search.query_sha256)
+    return response.make_conditional(request)

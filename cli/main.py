@@ -1,0 +1,170 @@
+"""The ``facesearch`` command: one entry point for serving, working, set-up and the demo."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from core.settings import get_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Reverse face-image search: gallery ingest, search, jobs."""
+
+
+# --- models ---------------------------------------------------------------------------
+
+@cli.group()
+def models() -> None:
+    """Face-embedding model weights."""
+
+
+@models.command("pull")
+@click.option("--model", "model_name", default=None, help="Model name (default: MODEL_NAME).")
+def models_pull(model_name: str | None) -> None:
+    """Download and verify the weights (cached in MODEL_DIR)."""
+    from workers.pipeline.weights import WeightsError, pull  # noqa: PLC0415 (lazy: heavy)
+
+    settings = get_settings()
+    name = model_name or settings.model_name
+    try:
+        path = pull(name, settings.model_dir, progress=lambda msg: click.echo(msg, err=True))
+    except WeightsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name}: {path}")
+
+
+@models.command("list")
+def models_list() -> None:
+    """The models this build knows, and whether their weights are present."""
+    from workers.pipeline.weights import MODELS, WeightsError, weights_path  # noqa: PLC0415
+
+    settings = get_settings()
+    for name, spec in MODELS.items():
+        try:
+            weights_path(name, settings.model_dir)
+            state = "present"
+        except WeightsError:
+            state = "not pulled"
+        default = " (default)" if name == settings.model_name else ""
+        click.echo(f"{name}{default}: {spec.dim}-d, {state}")
+
+
+# --- database -------------------------------------------------------------------------
+
+@cli.group()
+def db() -> None:
+    """The database schema (Alembic migrations)."""
+
+
+def alembic_config() -> object:
+    """Alembic's config wherever the command runs from; the URL comes from DATABASE_URL."""
+    from alembic.config import Config  # noqa: PLC0415
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    return config
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from alembic import command  # noqa: PLC0415
+
+    settings = get_settings()
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    command.upgrade(alembic_config(), revision)  # type: ignore[arg-type]
+
+
+# --- processes ------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", "processes", default=2, show_default=True, type=int)
+def serve(host: str, port: int, processes: int) -> None:
+    """Run the HTTP API under gunicorn."""
+    args = [
+        sys.executable, "-m", "gunicorn", "api.wsgi:app",
+        "--bind", f"{host}:{port}", "--workers", str(processes), "--threads", "4",
+        "--timeout", "120", "--access-logfile", "-",
+    ]
+    os.execvp(args[0], args)  # noqa: S606 (replaces this process by design)
+
+
+@cli.command()
+@click.option("--queues", default="pipeline,index", show_default=True,
+              help="Comma-separated queues. Exactly one worker may consume 'index'.")
+@click.option("--concurrency", default=None, type=int,
+              help="Processes (default: 1 with an embedded index, else the CPU count).")
+@click.option("--pool", default=None, type=click.Choice(["solo", "prefork", "threads"]),
+              help="Default: solo with an embedded index, else prefork.")
+def worker(queues: str, concurrency: int | None, pool: str | None) -> None:
+    """Run a Celery worker (face pipeline, searches and/or the index writer)."""
+    settings = get_settings()
+    if settings.embedded_index and "index" in queues.split(","):
+        # milvus-lite admits one process per path: the worker must be one process.
+        pool = pool or "solo"
+    pool = pool or "prefork"
+    from workers.celery_app import celery_app  # noqa: PLC0415
+
+    argv = ["worker", "--queues", queues, "--pool", pool, "--loglevel", settings.log_level,
+            "--without-gossip", "--without-mingle"]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    celery_app.worker_main(argv)
+
+
+@cli.command()
+@click.option("--wait/--no-wait", default=False, help="Poll the job until it finishes.")
+def reindex(wait: bool) -> None:
+    """Rebuild the vector index from Postgres (queued to the index writer)."""
+    import time  # noqa: PLC0415
+
+    from core.queue import REINDEX_TASK, make_celery  # noqa: PLC0415
+    from models import Job, JobKind  # noqa: PLC0415
+    from models.db import make_engine, make_session_factory, session_scope  # noqa: PLC0415
+
+    settings = get_settings()
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with session_scope(sessions) as session:
+        job = Job(kind=JobKind.REINDEX)
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    make_celery(settings).send_task(REINDEX_TASK, kwargs={"job_id": job_id})
+    click.echo(f"reindex job {job_id} queued")
+    while wait:
+        with session_scope(sessions) as session:
+            job = session.get_one(Job, job_id)
+            if job.status.finished:
+                click.echo(f"{job.status.value}: {job.result or job.error}")
+                return
+        time.sleep(1)
+
+
+@cli.command()
+@click.option("--archive", type=click.Path(path_type=Path), default=None,
+              help="LFW archive (default: LFW_ARCHIVE or ../shared/lfw/lfw-deepfunneled.tgz).")
+@click.option("--images", "min_images", default=1000, show_default=True,
+              help="Gallery size: whole identities in archive order until at least this many.")
+@click.option("--query", default="Albert_Costa/Albert_Costa_0001.jpg", show_default=True)
+def demo(archive: Path | None, min_images: int, query: str) -> None:
+    """Embedded end to end: API + broker + worker, ingest LFW, search, print the top 10."""
+    from cli.demo import run_demo  # noqa: PLC0415
+
+    sys.exit(run_demo(archive=archive, min_images=min_images, query=query))
+
+
+if __name__ == "__main__":
+    cli()

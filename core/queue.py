@@ -1,0 +1,85 @@
+"""The Celery app, built from settings; task names shared by the API and the workers.
+
+The API sends tasks by name so that it never imports the worker modules (and so never the
+face pipeline). The workers' module ``workers.celery_app`` adds the task modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from core.settings import Settings, get_settings
+
+# Two queues: the pipeline (detection, embedding, search: any number of workers, GPU or CPU)
+# and the index writer (exactly one consumer, because Milvus lost rows under concurrent
+# writers in our measurements, FACTS.md).
+PIPELINE_QUEUE = "pipeline"
+INDEX_QUEUE = "index"
+
+INGEST_TASK = "facesearch.ingest_images"
+SEARCH_TASK = "facesearch.run_search"
+INDEX_TASK = "facesearch.index_faces"
+DELETE_VECTORS_TASK = "facesearch.delete_vectors"
+REINDEX_TASK = "facesearch.reindex"
+
+ROUTES = {
+    INGEST_TASK: {"queue": PIPELINE_QUEUE},
+    SEARCH_TASK: {"queue": PIPELINE_QUEUE},
+    INDEX_TASK: {"queue": INDEX_QUEUE},
+    DELETE_VECTORS_TASK: {"queue": INDEX_QUEUE},
+    REINDEX_TASK: {"queue": INDEX_QUEUE},
+}
+
+
+def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The broker URL Celery sees and its transport options."""
+    if settings.filesystem_broker:
+        folder = settings.broker_folder
+        (folder / "queue").mkdir(parents=True, exist_ok=True)
+        (folder / "processed").mkdir(parents=True, exist_ok=True)
+        return "filesystem://", {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+            # The filesystem transport polls; 1 s (its default) would dominate a search.
+            "polling_interval": 0.1,
+        }
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        # An unacked task of a killed worker comes back after this many seconds (FACTS:
+        # the default of 3,600 s leaves a job stuck for an hour). Longer than any task.
+        return settings.broker_url, {
+            "visibility_timeout": settings.task_time_limit_s + 60,
+            "unacked_restore_throttle": 1,
+        }
+    return settings.broker_url, {}
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    url, transport_options = broker_options(settings)
+    app = Celery("facesearch", broker=url, set_as_current=False)
+    app.conf.update(
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        # Postgres holds the record of every job; no result backend.
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        # A task is acknowledged only once done, and comes back if its worker dies.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit_s,
+        task_soft_time_limit=settings.task_time_limit_s - 5,
+        task_queues=[Queue(PIPELINE_QUEUE), Queue(INDEX_QUEUE)],
+        task_default_queue=PIPELINE_QUEUE,
+        task_routes=ROUTES,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app

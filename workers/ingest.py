@@ -1,0 +1,178 @@
+"""Ingest: detect and embed the faces of a job's pending images, in batches.
+
+Safe to run twice: only items still pending are processed, and an image's faces are
+replaced, not appended, so a redelivered task leaves the same rows behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.images import InvalidImageError, decode_rgb
+from core.logging import get_logger
+from core.storage import ObjectNotFound, ObjectStore
+from models import (
+    Face,
+    Image,
+    ImageStatus,
+    ItemStatus,
+    Job,
+    JobItem,
+    refresh_progress,
+    vector_to_bytes,
+)
+from models.db import session_scope
+from workers.pipeline import Face as DetectedFace
+from workers.pipeline import FacePipeline
+
+log = get_logger(__name__)
+
+NO_FACE_REASON = "no face found in the image"
+
+# (model name, job id or None) -> send the index task. The job id asks the indexer to close
+# the job once its faces are searchable.
+IndexRequest = Callable[[str, str | None], None]
+
+
+@dataclass(frozen=True)
+class PendingItem:
+    item_id: int
+    image_id: int
+    object_key: str
+
+
+def _pending_items(session: Session, job_id: str, limit: int) -> list[PendingItem]:
+    rows = session.execute(
+        select(JobItem.id, Image.id, Image.object_key)
+        .join(Image, JobItem.image_id == Image.id)
+        .where(JobItem.job_id == job_id, JobItem.status == ItemStatus.PENDING)
+        .order_by(JobItem.position)
+        .limit(limit)
+    ).all()
+    return [PendingItem(item_id, image_id, key) for item_id, image_id, key in rows]
+
+
+def _detect_isolating_failures(
+    pipeline: FacePipeline, arrays: Sequence[np.ndarray]
+) -> list[list[DetectedFace] | Exception]:
+    """One batched call; if it fails, one call per image so one bad image fails alone."""
+    try:
+        return list(pipeline.process(arrays))
+    except ValueError:
+        outcomes: list[list[DetectedFace] | Exception] = []
+        for array in arrays:
+            try:
+                outcomes.append(pipeline.process([array])[0])
+            except ValueError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+
+def _record_faces(
+    session: Session, image: Image, faces: Sequence[DetectedFace], model_name: str
+) -> None:
+    # Replace, never append: a redelivered task must not leave duplicate faces.
+    session.execute(delete(Face).where(Face.image_id == image.id, Face.model_name == model_name))
+    for face_index, face in enumerate(faces):
+        x, y, w, h = face.box
+        session.add(
+            Face(
+                image_id=image.id,
+                face_index=face_index,
+                model_name=model_name,
+                dim=int(face.embedding.shape[0]),
+                embedding=vector_to_bytes(face.embedding),
+                box_x=x,
+                box_y=y,
+                box_w=w,
+                box_h=h,
+                confidence=face.confidence,
+                landmarks={k: list(v) for k, v in face.landmarks.items()},
+            )
+        )
+
+
+def _fail_item(session: Session, item_id: int, image_id: int | None, reason: str) -> None:
+    item = session.get(JobItem, item_id)
+    if item is not None:
+        item.status = ItemStatus.FAILED
+        item.error = reason
+    image = session.get(Image, image_id) if image_id is not None else None
+    if image is not None:
+        image.status = ImageStatus.FAILED
+        image.error = reason
+
+
+def run_ingest(
+    job_id: str,
+    *,
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    pipeline: FacePipeline,
+    request_index: IndexRequest,
+    batch_size: int,
+    max_pixels: int,
+) -> None:
+    with session_scope(sessions) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            log.warning("ingest: no such job", job_id=job_id)
+            return
+        if job.status.finished:
+            log.info("ingest: job already finished", job_id=job_id, status=job.status)
+            return
+        job.start()
+
+    while True:
+        with session_scope(sessions) as session:
+            batch = _pending_items(session, job_id, batch_size)
+        if not batch:
+            break
+
+        decoded: list[tuple[PendingItem, np.ndarray]] = []
+        failures: list[tuple[PendingItem, str]] = []
+        for pending in batch:
+            try:
+                array = decode_rgb(store.get(pending.object_key), max_pixels=max_pixels)
+            except ObjectNotFound:
+                failures.append((pending, "the stored image bytes are missing"))
+            except InvalidImageError as exc:
+                failures.append((pending, exc.message))
+            else:
+                decoded.append((pending, array))
+
+        outcomes = _detect_isolating_failures(pipeline, [array for _, array in decoded])
+
+        with session_scope(sessions) as session:
+            for (pending, _), outcome in zip(decoded, outcomes, strict=True):
+                image = session.get(Image, pending.image_id)
+                item = session.get(JobItem, pending.item_id)
+                if image is None or item is None:
+                    continue  # deleted while we worked: nothing left to record
+                if isinstance(outcome, Exception):
+                    failures.append((pending, f"the face pipeline could not process it: {outcome}"))
+                    continue
+                _record_faces(session, image, outcome, pipeline.model_name)
+                image.status = ImageStatus.READY if outcome else ImageStatus.NO_FACE
+                image.error = None if outcome else NO_FACE_REASON
+                item.status = ItemStatus.SUCCEEDED if outcome else ItemStatus.FAILED
+                item.error = None if outcome else NO_FACE_REASON
+            for pending, reason in failures:
+                _fail_item(session, pending.item_id, pending.image_id, reason)
+            job = session.get_one(Job, job_id)
+            refresh_progress(session, job)
+        log.info(
+            "ingest: batch done",
+            job_id=job_id,
+            images=len(batch),
+            failed=len(failures),
+        )
+        # After the commit above: the indexer reads the rows we just wrote.
+        request_index(pipeline.model_name, None)
+
+    request_index(pipeline.model_name, job_id)

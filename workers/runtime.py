@@ -1,0 +1,73 @@
+"""Per-process resources of a worker: database sessions, the object store, the vector index
+and the face pipeline. Each is built once per process, lazily, and reused by every task."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.index import VectorIndex
+from core.settings import get_settings
+from core.storage import ObjectStore, open_store
+from models.db import make_engine, make_session_factory
+
+if TYPE_CHECKING:
+    from workers.pipeline import FacePipeline
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    return make_engine(get_settings().database_url)
+
+
+@lru_cache(maxsize=1)
+def get_session_factory() -> sessionmaker[Session]:
+    return make_session_factory(get_engine())
+
+
+@lru_cache(maxsize=1)
+def get_store() -> ObjectStore:
+    return open_store(get_settings().storage_url)
+
+
+@lru_cache(maxsize=1)
+def get_index() -> VectorIndex:
+    settings = get_settings()
+    return VectorIndex(
+        settings.milvus_uri,
+        token=settings.milvus_token,
+        index_type=settings.milvus_index_type,
+        search_ef=settings.milvus_search_ef,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_pipeline() -> FacePipeline:
+    # Imported here: the pipeline pulls in TensorFlow, which only the workers may load.
+    from workers.pipeline import FacePipeline
+
+    settings = get_settings()
+    pipeline = FacePipeline(
+        model_name=settings.model_name,
+        weights_dir=settings.model_dir,
+        max_faces=settings.max_faces_per_image,
+        batch_size=settings.pipeline_batch_size,
+    )
+    pipeline.load()
+    return pipeline
+
+
+def reset(*, pipeline: bool = False) -> None:
+    """Forget the connections (after a fork, or between tests); the loaded model too if asked,
+    which is rarely worth it (loading costs seconds and a GB)."""
+    if get_index.cache_info().currsize:
+        get_index().close()
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    for getter in (get_engine, get_session_factory, get_store, get_index):
+        getter.cache_clear()
+    if pipeline:
+        get_pipeline.cache_clear()

@@ -1,0 +1,126 @@
+"""Search: find the faces of a query image and rank the gallery's faces for each."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.images import InvalidImageError, decode_rgb
+from core.index import Hit, VectorIndex
+from core.logging import get_logger
+from core.storage import ObjectNotFound, ObjectStore
+from models import Face, Image, JobStatus, Search, SearchFace, SearchMatch, utcnow
+from models.db import session_scope
+from workers.pipeline import FacePipeline
+
+log = get_logger(__name__)
+
+# Hits whose face was deleted after indexing (its vector is removed a moment later) are
+# dropped when results are read back from Postgres; asking Milvus for a few more than top_k
+# keeps the answer full in that window.
+HIT_SLACK = 16
+
+
+def _finish(session: Session, search: Search, status: JobStatus, error: str | None = None) -> None:
+    search.status = status
+    search.error = error
+    search.finished_at = utcnow()
+    job = search.job
+    job.total = 1
+    job.done = 1 if status == JobStatus.SUCCEEDED else 0
+    job.failed = 0 if status == JobStatus.SUCCEEDED else 1
+    job.result = {"search_id": search.id}
+    job.finish(status, error=error)
+
+
+def _fail(sessions: sessionmaker[Session], search_id: str, reason: str) -> None:
+    with session_scope(sessions) as session:
+        _finish(session, session.get_one(Search, search_id), JobStatus.FAILED, reason)
+    log.info("search: failed", search_id=search_id, reason=reason)
+
+
+def run_search(
+    search_id: str,
+    *,
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    pipeline: FacePipeline,
+    index: VectorIndex,
+    max_pixels: int,
+) -> None:
+    with session_scope(sessions) as session:
+        search = session.get(Search, search_id)
+        if search is None:
+            log.warning("search: no such search", search_id=search_id)
+            return
+        if search.status.finished:
+            return
+        search.status = JobStatus.RUNNING
+        search.job.start()
+        key, top_k, gallery_id = search.query_object_key, search.top_k, search.gallery_id
+
+    try:
+        array = decode_rgb(store.get(key), max_pixels=max_pixels)
+    except ObjectNotFound:
+        _fail(sessions, search_id, "the stored query image is missing")
+        return
+    except InvalidImageError as exc:
+        _fail(sessions, search_id, exc.message)
+        return
+    faces = pipeline.process([array])[0]
+    if not faces:
+        _fail(sessions, search_id, "no face found in the query image")
+        return
+
+    hits = index.search(
+        pipeline.model_name, np.stack([f.embedding for f in faces]), top_k + HIT_SLACK
+    )
+
+    with session_scope(sessions) as session:
+        search = session.get_one(Search, search_id)
+        if search.status.finished:
+            return  # a duplicate delivery got here first
+        known = _gallery_faces(session, hits, gallery_id)
+        # Replace, never append: a redelivered task leaves one set of results.
+        session.execute(delete(SearchFace).where(SearchFace.search_id == search_id))
+        for face_index, (face, face_hits) in enumerate(zip(faces, hits, strict=True)):
+            x, y, w, h = face.box
+            search_face = SearchFace(
+                search_id=search_id,
+                face_index=face_index,
+                box_x=x, box_y=y, box_w=w, box_h=h,
+                confidence=face.confidence,
+                landmarks={k: list(v) for k, v in face.landmarks.items()},
+            )
+            ranked = [(hit, known[hit.face_id]) for hit in face_hits if hit.face_id in known]
+            for rank, (hit, (matched, label)) in enumerate(ranked[:top_k], start=1):
+                search_face.matches.append(
+                    SearchMatch(
+                        rank=rank,
+                        score=round(float(hit.score), 6),
+                        face_id=matched.id,
+                        image_id=matched.image_id,
+                        label=label,
+                        box_x=matched.box_x, box_y=matched.box_y,
+                        box_w=matched.box_w, box_h=matched.box_h,
+                    )
+                )
+            session.add(search_face)
+        search.model_name = pipeline.model_name
+        _finish(session, search, JobStatus.SUCCEEDED)
+    log.info("search: done", search_id=search_id, faces=len(faces))
+
+
+def _gallery_faces(
+    session: Session, hits: list[list[Hit]], gallery_id: int
+) -> dict[int, tuple[Face, str | None]]:
+    face_ids = {hit.face_id for face_hits in hits for hit in face_hits}
+    if not face_ids:
+        return {}
+    rows = session.execute(
+        select(Face, Image.label)
+        .join(Image, Face.image_id == Image.id)
+        .where(Face.id.in_(face_ids), Image.gallery_id == gallery_id)
+    ).all()
+    return {face.id: (face, label) for face, label in rows}
