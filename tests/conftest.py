@@ -1,0 +1,146 @@
+"""Shared fixtures: a real Postgres database made by migrations, settings for a temporary
+embedded store and index, the API app, LFW faces and the loaded face pipeline."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic import command
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from cli.lfw import LfwImage, default_archive, iter_images
+from cli.main import alembic_config
+from core.settings import Settings
+from models.db import make_engine
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+MODEL_DIR = Path(os.environ.get("MODEL_DIR", Path.home() / ".cache" / "facesearch" / "models"))
+
+
+def _admin(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+def create_database() -> str:
+    """A fresh, empty Postgres database for this test run; returns its SQLAlchemy URL."""
+    name = f"facesearch_test_{uuid.uuid4().hex[:12]}"
+    try:
+        _admin(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"tests need PostgreSQL on 127.0.0.1:5432 (trust auth) - {exc}. "
+            "Start it with: pg_ctlcluster --skip-systemctl-redirect 15 main start"
+        )
+    return PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+def drop_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrate(url: str) -> None:
+    """The schema is only ever made by migrations, in tests too."""
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection  # type: ignore[attr-defined]
+        config.attributes["configure_logger"] = False  # type: ignore[attr-defined]
+        command.upgrade(config, "head")  # type: ignore[arg-type]
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = create_database()
+    migrate(url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that is rolled back after the test."""
+    with engine.connect() as conn:
+        outer = conn.begin()
+        yield conn
+        outer.rollback()
+
+
+@pytest.fixture
+def sessions(connection: Connection) -> sessionmaker[Session]:
+    # Commits inside the code under test become savepoints of the test's transaction.
+    return sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    with sessions() as s:
+        yield s
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        app_env="test",
+        data_dir=tmp_path,
+        database_url=database_url,
+        broker_url=f"filesystem://{tmp_path / 'broker'}",
+        storage_url=f"file://{tmp_path / 'objects'}",
+        milvus_uri=str(tmp_path / "milvus.db"),
+        milvus_index_type="FLAT",
+        model_dir=MODEL_DIR,
+        log_json=True,
+    )
+
+
+# --- LFW -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def lfw_archive() -> Path:
+    archive = default_archive()
+    if not archive.exists():
+        pytest.skip(f"LFW archive not found at {archive} (set LFW_ARCHIVE to run real-face tests)")
+    return archive
+
+
+@pytest.fixture(scope="session")
+def lfw_faces(lfw_archive: Path) -> dict[str, list[LfwImage]]:
+    """A few identities with several images each, read once from the archive."""
+    wanted = {"Albert_Costa": 6, "Abdullah_Gul": 4, "Alejandro_Toledo": 4, "Ai_Sugiyama": 4}
+    found: dict[str, list[LfwImage]] = {label: [] for label in wanted}
+    for image in iter_images(lfw_archive):
+        bucket = found.get(image.label)
+        if bucket is not None and len(bucket) < wanted[image.label]:
+            bucket.append(image)
+        if all(len(found[label]) == n for label, n in wanted.items()):
+            break
+    return found
+
+
+@pytest.fixture(scope="session")
+def face_pipeline():  # type: ignore[no-untyped-def]
+    """The real face pipeline with real weights, loaded once for the whole run."""
+    from workers.pipeline import DEFAULT_MODEL, FacePipeline
+    from workers.pipeline.weights import pull
+
+    pull(DEFAULT_MODEL, MODEL_DIR)
+    pipeline = FacePipeline(model_name=DEFAULT_MODEL, weights_dir=MODEL_DIR)
+    pipeline.load()
+    return pipeline
