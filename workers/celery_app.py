@@ -98,7 +98,7 @@ def reindex(*, job_id: str) -> None:
 def _load_models() -> None:
     pipeline = runtime.get_pipeline()
     log.info("worker: face pipeline loaded", model=pipeline.model_name,
-             seconds=round(pipeline.load_seconds, 2))
+             seconds=round(pipeline.load_seconds or 0.0, 2))
 
 
 @worker_init.connect
