@@ -34,9 +34,11 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         "photo, and get ranked matches for every face. Long operations are jobs: poll "
         "`GET /v1/jobs/{id}`.",
     )
+    engine = make_engine(settings.database_url)
     app.extensions[EXTENSION] = Services(
         settings=settings,
-        sessions=make_session_factory(make_engine(settings.database_url)),
+        engine=engine,
+        sessions=make_session_factory(engine),
         store=open_store(settings.storage_url),
         celery=make_celery(settings),
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 from flask import current_app, g
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
@@ -17,9 +18,14 @@ EXTENSION = "facesearch"
 @dataclass
 class Services:
     settings: Settings
+    engine: Engine
     sessions: sessionmaker[Session]
     store: ObjectStore
     celery: Celery
+
+    def close(self) -> None:
+        """Release pooled connections (a process that outlives its app, such as a test run)."""
+        self.engine.dispose()
 
 
 def services() -> Services:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from core.settings import Settings, get_settings
 
@@ -26,11 +26,11 @@ DELETE_VECTORS_TASK = "facesearch.delete_vectors"
 REINDEX_TASK = "facesearch.reindex"
 
 ROUTES = {
-    INGEST_TASK: {"queue": PIPELINE_QUEUE},
-    SEARCH_TASK: {"queue": PIPELINE_QUEUE},
-    INDEX_TASK: {"queue": INDEX_QUEUE},
-    DELETE_VECTORS_TASK: {"queue": INDEX_QUEUE},
-    REINDEX_TASK: {"queue": INDEX_QUEUE},
+    INGEST_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
+    SEARCH_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
+    INDEX_TASK: {"queue": INDEX_QUEUE, "routing_key": INDEX_QUEUE},
+    DELETE_VECTORS_TASK: {"queue": INDEX_QUEUE, "routing_key": INDEX_QUEUE},
+    REINDEX_TASK: {"queue": INDEX_QUEUE, "routing_key": INDEX_QUEUE},
 }
 
 
@@ -76,8 +76,15 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_s,
         task_soft_time_limit=settings.task_time_limit_s - 5,
-        task_queues=[Queue(PIPELINE_QUEUE), Queue(INDEX_QUEUE)],
+        # Each queue with its own exchange and key: left implicit, both bind to the default
+        # exchange and key, and an index task would reach the pipeline queue too.
+        task_queues=[
+            Queue(name, Exchange(name, type="direct"), routing_key=name)
+            for name in (PIPELINE_QUEUE, INDEX_QUEUE)
+        ],
         task_default_queue=PIPELINE_QUEUE,
+        task_default_exchange=PIPELINE_QUEUE,
+        task_default_routing_key=PIPELINE_QUEUE,
         task_routes=ROUTES,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

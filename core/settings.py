@@ -46,8 +46,7 @@ class Settings(BaseSettings):
     max_files_per_request: int = Field(default=100, ge=1)
     # Pillow's decompression-bomb guard: a 20 KB file can claim 50,000 x 50,000 pixels.
     max_image_pixels: int = Field(default=40_000_000, ge=1)
-    default_top_k: int = Field(default=10, ge=1)
-    max_top_k: int = Field(default=100, ge=1)
+    default_top_k: int = Field(default=10, ge=1, le=100)
 
     # Tasks.
     task_time_limit_s: int = Field(default=900, ge=10)
@@ -68,8 +67,6 @@ class Settings(BaseSettings):
             self.storage_url = f"file://{(data / 'objects').resolve()}"
         if not self.milvus_uri:
             self.milvus_uri = str((data / "milvus.db").resolve())
-        if self.max_top_k < self.default_top_k:
-            raise ValueError("MAX_TOP_K must be at least DEFAULT_TOP_K")
         return self
 
     @property

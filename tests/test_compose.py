@@ -1,0 +1,523 @@
+"""Offline checks of the distributed deployment: docker-compose.yml, Dockerfile, .dockerignore.
+
+No Docker engine is needed. The compose file is parsed, interpolated with its own defaults
+(as `docker compose config` would with an empty environment), checked against the promises
+in docs/distributed.md, and validated against the Compose Specification's JSON schema
+(vendored in tests/data/compose-spec.json, Apache-2.0, see tests/data/compose-spec.LICENSE).
+If a `docker compose` or `docker-compose` binary is on PATH, `config -q` is run as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+SCHEMA_FILE = Path(__file__).parent / "data" / "compose-spec.json"
+
+CELERY_APP = "workers.celery_app:celery_app"
+INFRA_WITH_HEALTHCHECK = ("postgres", "redis", "minio", "milvus", "milvus-etcd", "milvus-minio")
+APP_SERVICES = ("migrate", "api", "worker", "worker-cpu", "indexer")
+PIPELINE_WORKERS = ("worker", "worker-cpu")
+ONE_SHOT = ("migrate", "minio-init")
+EXPECTED_SERVICES = {
+    *INFRA_WITH_HEALTHCHECK,
+    *APP_SERVICES,
+    "minio-init",
+    "flower",
+}
+
+# --- interpolation, as Compose does it ----------------------------------------------------------
+
+_INTERPOLATION = re.compile(
+    r"\$(?:(?P<escaped>\$)"
+    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<invalid>))"
+)
+
+
+def _interpolate_str(text: str, env: dict[str, str]) -> str:
+    def replace(m: re.Match[str]) -> str:
+        if m["escaped"]:
+            return "$"
+        if m["invalid"] is not None:
+            raise ValueError(f"invalid interpolation at {m.start()} in {text!r}")
+        name = m["braced"] or m["named"]
+        op, arg = m["op"], m["arg"] or ""
+        value = env.get(name)
+        if op == ":-":
+            return value or arg
+        if op == "-":
+            return arg if value is None else value
+        if op in (":?", "?"):
+            if (op == ":?" and not value) or value is None:
+                raise ValueError(f"required variable {name} is not set: {arg}")
+            return value
+        if op == ":+":
+            return arg if value else ""
+        if op == "+":
+            return arg if value is not None else ""
+        return value or ""
+
+    return _INTERPOLATION.sub(replace, text)
+
+
+def interpolate(node: Any, env: dict[str, str]) -> Any:
+    """Interpolate every string value (not keys), like Compose before it validates."""
+    if isinstance(node, dict):
+        return {key: interpolate(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolate(item, env) for item in node]
+    if isinstance(node, str):
+        return _interpolate_str(node, env)
+    return node
+
+
+def test_interpolation_helper_follows_compose_rules() -> None:
+    env = {"SET": "v", "EMPTY": ""}
+    assert _interpolate_str("${SET:-d} ${UNSET:-d} ${EMPTY:-d} ${EMPTY-d}", env) == "v d d "
+    assert _interpolate_str("$$x $SET ${UNSET}", env) == "$x v "
+    assert _interpolate_str("${SET:+on}${UNSET:+on}", env) == "on"
+    with pytest.raises(ValueError, match="required"):
+        _interpolate_str("${UNSET:?needed}", env)
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def raw_text() -> str:
+    return COMPOSE_FILE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def compose(raw_text: str) -> dict[str, Any]:
+    """The compose file as `docker compose config` sees it with no variables set."""
+    document = yaml.safe_load(raw_text)
+    assert isinstance(document, dict)
+    return interpolate(document, env={})
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def _command(service: dict[str, Any]) -> list[str]:
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+
+
+def _option(argv: list[str], *names: str) -> str | None:
+    """The value of a command-line option given as `--name value` or `--name=value`."""
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.startswith(name + "=") and name.startswith("--"):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def _queues(service: dict[str, Any]) -> set[str]:
+    value = _option(_command(service), "-Q", "--queues")
+    return set(value.split(",")) if value else set()
+
+
+def _depends_on(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    deps = service.get("depends_on", {})
+    assert isinstance(deps, dict), "depends_on must use the long form, with a condition"
+    return deps
+
+
+def _health_test(service: dict[str, Any]) -> str:
+    test = service["healthcheck"]["test"]
+    return test if isinstance(test, str) else " ".join(test)
+
+
+# --- the compose file -----------------------------------------------------------------------------
+
+
+def test_services_are_the_documented_ones(services: dict[str, dict[str, Any]]) -> None:
+    assert set(services) == EXPECTED_SERVICES
+
+
+def test_every_variable_has_a_default(raw_text: str) -> None:
+    """`docker compose config` must work from a fresh clone with no .env at all."""
+    uncommented = "\n".join(
+        line.split(" #")[0] for line in raw_text.splitlines() if not line.lstrip().startswith("#")
+    )
+    for m in _INTERPOLATION.finditer(uncommented):
+        if m["escaped"]:
+            continue
+        assert m["invalid"] is None, f"stray '$' near: {uncommented[m.start() : m.start() + 40]!r}"
+        name = m["braced"] or m["named"]
+        assert m["op"] in (":-", "-"), f"${{{name}}} has no default"
+        assert "$" not in (m["arg"] or ""), f"nested interpolation in ${{{name}}}"
+
+
+def test_every_dependency_has_a_condition(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for target, spec in _depends_on(service).items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            condition = spec.get("condition")
+            if target in ONE_SHOT:
+                expected = "service_completed_successfully"
+            elif "healthcheck" in services[target]:
+                expected = "service_healthy"
+            else:
+                expected = "service_started"
+            assert condition == expected, f"{name} -> {target}: {condition!r}, want {expected!r}"
+
+
+def test_healthchecks(services: dict[str, dict[str, Any]]) -> None:
+    for name in (*INFRA_WITH_HEALTHCHECK, "api"):
+        test = services[name]["healthcheck"]["test"]
+        assert isinstance(test, list)
+        assert test[0] in ("CMD", "CMD-SHELL"), name
+    assert "pg_isready" in _health_test(services["postgres"])
+    assert "redis-cli ping" in _health_test(services["redis"])
+    assert "/minio/health/live" in _health_test(services["minio"])
+    assert "/minio/health/live" in _health_test(services["milvus-minio"])
+    assert "etcdctl endpoint health" in _health_test(services["milvus-etcd"])
+    assert ":9091/healthz" in _health_test(services["milvus"])
+    assert ":8000/readyz" in _health_test(services["api"])
+
+
+def test_published_ports_bind_to_loopback(services: dict[str, dict[str, Any]]) -> None:
+    published = 0
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            published += 1
+            if isinstance(port, dict):
+                host_ip = port.get("host_ip")
+            else:
+                parts = str(port).split(":")
+                host_ip = parts[0] if len(parts) == 3 else None
+            assert host_ip == "127.0.0.1", f"{name} publishes {port!r} beyond loopback"
+    assert published >= 3
+    assert any("8000" in str(p) for p in services["api"]["ports"])
+    assert "ports" not in services["redis"]
+
+
+def test_milvus_follows_the_upstream_standalone_layout(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    milvus = services["milvus"]
+    assert _command(milvus) == ["milvus", "run", "standalone"]
+    assert milvus["image"].startswith("milvusdb/milvus:")
+    env = milvus["environment"]
+    assert env["ETCD_ENDPOINTS"] == "milvus-etcd:2379"
+    assert env["MINIO_ADDRESS"] == "milvus-minio:9000"
+    # Milvus' MinIO is its own, not the app's, and uses the same credentials Milvus is given.
+    milvus_minio = services["milvus-minio"]["environment"]
+    assert milvus_minio["MINIO_ROOT_USER"] == env["MINIO_ACCESS_KEY_ID"]
+    assert milvus_minio["MINIO_ROOT_PASSWORD"] == env["MINIO_SECRET_ACCESS_KEY"]
+    assert set(_depends_on(milvus)) == {"milvus-etcd", "milvus-minio"}
+
+
+def test_app_services_share_one_configuration(services: dict[str, dict[str, Any]]) -> None:
+    envs = [services[name]["environment"] for name in APP_SERVICES]
+    first = envs[0]
+    assert first["APP_ENV"] == "production"
+    assert first["LOG_JSON"] == "true"
+    assert first["DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert first["DATABASE_URL"].endswith("@postgres:5432/facesearch")
+    assert first["BROKER_URL"] == "redis://redis:6379/0"
+    assert first["STORAGE_URL"].startswith("s3://")
+    assert first["STORAGE_URL"].endswith("@minio:9000/facesearch")
+    assert first["MILVUS_URI"] == "http://milvus:19530"
+    assert first["MODEL_NAME"] == "facenet-20170512-110547"
+    for env in envs:
+        shared = {k: v for k, v in env.items() if k != "TF_FORCE_GPU_ALLOW_GROWTH"}
+        assert shared == first
+    # The credentials in the URLs are the ones the servers are started with.
+    pg = services["postgres"]["environment"]
+    assert first["DATABASE_URL"] == (
+        f"postgresql+psycopg://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}"
+        f"@postgres:5432/{pg['POSTGRES_DB']}"
+    )
+    minio = services["minio"]["environment"]
+    assert first["STORAGE_URL"].startswith(
+        f"s3://{minio['MINIO_ROOT_USER']}:{minio['MINIO_ROOT_PASSWORD']}@"
+    )
+    assert len(minio["MINIO_ROOT_PASSWORD"]) >= 8  # MinIO refuses shorter secrets
+    # minio-init creates the very bucket STORAGE_URL names, with the same credentials.
+    init = services["minio-init"]
+    assert init["environment"]["MC_HOST_local"] == (
+        f"http://{minio['MINIO_ROOT_USER']}:{minio['MINIO_ROOT_PASSWORD']}@minio:9000"
+    )
+    bucket = first["STORAGE_URL"].rsplit("/", 1)[1]
+    assert _command(init)[-1] == f"local/{bucket}"
+
+
+def test_app_services_are_built_from_the_one_dockerfile(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    variants = {}
+    for name in APP_SERVICES:
+        build = services[name]["build"]
+        assert build["context"] == "."
+        assert build.get("dockerfile", "Dockerfile") == "Dockerfile"
+        variants[name] = build["args"]["TF_VARIANT"]
+    assert variants == {
+        "migrate": "cpu",
+        "api": "cpu",
+        "worker": "gpu",
+        "worker-cpu": "cpu",
+        "indexer": "cpu",
+    }
+    # Two variants, two tags: a CPU build must never overwrite the GPU image or back.
+    assert services["worker"]["image"] != services["api"]["image"]
+    assert len({services[name]["image"] for name in APP_SERVICES if name != "worker"}) == 1
+
+
+def test_migrate_is_a_one_shot_that_everything_waits_for(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    migrate = services["migrate"]
+    command = " ".join(_command(migrate))
+    assert "alembic upgrade head" in command
+    assert "facesearch models pull" in command
+    assert migrate["restart"] == "no"
+    assert services["minio-init"]["restart"] == "no"
+    for name in ("api", *PIPELINE_WORKERS, "indexer"):
+        deps = _depends_on(services[name])
+        assert deps["migrate"]["condition"] == "service_completed_successfully", name
+        assert deps["postgres"]["condition"] == "service_healthy", name
+        assert deps["redis"]["condition"] == "service_healthy", name
+        assert deps["milvus"]["condition"] == "service_healthy", name
+    for name in ("api", *PIPELINE_WORKERS):
+        deps = _depends_on(services[name])
+        assert deps["minio-init"]["condition"] == "service_completed_successfully", name
+        assert deps["minio"]["condition"] == "service_healthy", name
+
+
+def test_api_runs_under_gunicorn(services: dict[str, dict[str, Any]]) -> None:
+    argv = _command(services["api"])
+    assert argv[0] == "gunicorn"
+    assert argv[-1] == "api.wsgi:app"
+    assert _option(argv, "-b", "--bind") == "0.0.0.0:8000"
+
+
+def test_pipeline_workers(services: dict[str, dict[str, Any]]) -> None:
+    for name in PIPELINE_WORKERS:
+        argv = _command(services[name])
+        assert argv[:4] == ["celery", "-A", CELERY_APP, "worker"], name
+        assert _queues(services[name]) == {"pipeline"}, name
+        assert 1 <= int(_option(argv, "-c", "--concurrency") or 0) <= 4, name
+        assert "%h" in (_option(argv, "-n", "--hostname") or ""), "scaled replicas need own names"
+        assert "container_name" not in services[name], f"{name} must stay scalable"
+    assert services["worker-cpu"]["profiles"] == ["cpu"]
+    assert "profiles" not in services["worker"]
+
+
+def test_worker_reserves_the_gpu(services: dict[str, dict[str, Any]]) -> None:
+    devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    assert services["worker"]["environment"]["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    for name, service in services.items():
+        if name != "worker":
+            assert "devices" not in str(service.get("deploy", {})), name
+
+
+def test_exactly_one_index_writer(services: dict[str, dict[str, Any]]) -> None:
+    consumers = [name for name, service in services.items() if "index" in _queues(service)]
+    assert consumers == ["indexer"]
+    indexer = services["indexer"]
+    argv = _command(indexer)
+    assert argv[:4] == ["celery", "-A", CELERY_APP, "worker"]
+    assert _queues(indexer) == {"index"}
+    assert _option(argv, "-c", "--concurrency") == "1"
+    assert indexer.get("deploy", {}).get("replicas", 1) == 1
+    assert "scale" not in indexer
+    # A fixed container name makes `--scale indexer=2` fail instead of adding a second writer.
+    assert indexer["container_name"].endswith("-indexer")
+
+
+def test_indexer_has_a_comment_saying_why_it_is_single(raw_text: str) -> None:
+    block = raw_text[: raw_text.index("\n  indexer:")].rsplit("\n\n", 1)[-1]
+    assert "ONLY process that writes to Milvus" in block
+    assert "--concurrency 1" in block
+
+
+def test_flower_is_behind_basic_auth(services: dict[str, dict[str, Any]]) -> None:
+    flower = services["flower"]
+    auth = flower["environment"]["FLOWER_BASIC_AUTH"]
+    user, _, password = auth.partition(":")
+    assert user
+    assert password
+    assert "redis://redis:6379/0" in " ".join(_command(flower))
+
+
+def test_restart_policies(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        want = "no" if name in ONE_SHOT else "unless-stopped"
+        assert service.get("restart") == want, name
+
+
+def test_data_lives_in_named_volumes(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    declared = set(compose["volumes"])
+    used = set()
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume["source"] if isinstance(volume, dict) else str(volume).split(":")[0]
+            assert source in declared, f"{name} mounts {source!r}, not a named volume"
+            used.add(source)
+    assert used == declared
+    assert "models:/models" in services["migrate"]["volumes"]
+    for name in PIPELINE_WORKERS:
+        assert "models:/models:ro" in services[name]["volumes"]
+    for name in APP_SERVICES:
+        assert services[name]["environment"]["MODEL_DIR"] == "/models"
+
+
+def test_compose_spec_schema(compose: dict[str, Any]) -> None:
+    jsonschema = pytest.importorskip(
+        "jsonschema", reason="jsonschema is not installed: schema validation skipped"
+    )
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator_cls.check_schema(schema)
+    errors = sorted(validator_cls(schema).iter_errors(compose), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors)
+
+
+def test_schema_rejects_a_broken_file(compose: dict[str, Any]) -> None:
+    """The schema check has teeth: an unknown key and a wrong type are both caught."""
+    jsonschema = pytest.importorskip(
+        "jsonschema", reason="jsonschema is not installed: schema validation skipped"
+    )
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["api"]["helthcheck"] = {}
+    broken["services"]["indexer"]["depends_on"]["migrate"]["condition"] = "service_done"
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    messages = " ".join(e.message for e in validator.iter_errors(broken))
+    assert "helthcheck" in messages
+    assert "service_done" in messages
+
+
+def _compose_cli() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, text=True, check=False
+        )
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def test_compose_cli_config() -> None:
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip(
+            "neither `docker compose` nor `docker-compose` is installed "
+            "(apt-get install docker-compose); the checks above still apply"
+        )
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL")}
+    result = subprocess.run(
+        [*cli, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the image --------------------------------------------------------------------------------
+
+
+def _dockerfile_instructions() -> list[str]:
+    joined = re.sub(r"\\\n", "", DOCKERFILE.read_text(encoding="utf-8"))
+    return [line for line in joined.splitlines() if line and not line.lstrip().startswith("#")]
+
+
+def test_dockerfile_builds_cpu_and_gpu_variants_from_one_file() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert not (ROOT / "Dockerfile.gpu").exists()
+    assert "ARG TF_VARIANT=cpu" in text
+    assert "ARG PULL_MODELS=true" in text
+    assert "facesearch models pull" in text
+    assert "<<" not in text, "heredocs need BuildKit; docker-compose 1.29 builds without it"
+    instructions = _dockerfile_instructions()
+    assert instructions[0].startswith("ARG PYTHON_VERSION=3.11")
+    assert any(line.startswith("USER ") and "root" not in line for line in instructions)
+    assert any(line.startswith("RUN pip install --no-deps .") for line in instructions)
+
+
+def _requirements_step() -> str:
+    for line in _dockerfile_instructions():
+        if line.startswith('RUN python -c "import re, sys, tomllib;'):
+            return line.removeprefix("RUN ").split(" && cat ")[0]
+    raise AssertionError("the requirements step is missing from the Dockerfile")
+
+
+def _run_requirements_step(variant: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    out = tmp_path / f"requirements-{variant}.txt"
+    step = _requirements_step().replace("/tmp/requirements.txt", str(out))
+    step = shlex.quote(sys.executable) + step.removeprefix("python")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return subprocess.run(
+        ["/bin/sh", "-c", step],
+        cwd=tmp_path,
+        env={**os.environ, "TF_VARIANT": variant},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(not Path("/bin/sh").exists(), reason="needs a POSIX shell")
+def test_dockerfile_requirement_swap(tmp_path: Path) -> None:
+    """Run the Dockerfile's own requirements step against the real pyproject.toml."""
+    lists = {}
+    for variant in ("cpu", "gpu"):
+        result = _run_requirements_step(variant, tmp_path)
+        assert result.returncode == 0, result.stderr
+        lists[variant] = (tmp_path / f"requirements-{variant}.txt").read_text().splitlines()
+    cpu, gpu = lists["cpu"], lists["gpu"]
+    assert len(cpu) == len(gpu)
+    changed = [(c, g) for c, g in zip(cpu, gpu, strict=True) if c != g]
+    assert len(changed) == 1
+    ((cpu_line, gpu_line),) = changed
+    assert cpu_line.startswith("tensorflow-cpu")
+    assert gpu_line == "tensorflow[and-cuda]" + cpu_line.removeprefix("tensorflow-cpu")
+    assert not any(line.startswith("tensorflow-cpu") for line in gpu)
+
+    bad = _run_requirements_step("tpu", tmp_path)
+    assert bad.returncode != 0
+    assert "TF_VARIANT must be cpu or gpu" in bad.stderr
+
+
+def test_dockerignore_keeps_local_state_out() -> None:
+    patterns = {
+        line.strip()
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for required in (".git", ".venv", "var", ".env", "**/__pycache__"):
+        assert required in patterns
+    # pyproject.toml names README.md as the readme: `pip install .` needs it in the context.
+    assert not {"README.md", "*.md", "pyproject.toml", "alembic.ini", "migrations"} & patterns

@@ -1,0 +1,170 @@
+"""End to end through a real Celery worker process on Postgres + Redis, with the objects in a
+real S3 server (moto) on loopback and the index in milvus-lite (owned by the worker).
+
+Ingest several LFW identities through the HTTP API, search with a photo that is not in the
+gallery, and the top match is the right person.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from api import create_app
+from api.context import EXTENSION
+from cli.lfw import PROJECT_ROOT, LfwImage
+from core.settings import Settings
+from tests.conftest import MODEL_DIR, create_database, drop_database, migrate
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+WORKER_READY_TIMEOUT_S = 120
+JOB_TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="module")
+def s3_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 (slow import)
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"s3://testing:testing@{host}:{port}/facesearch-e2e"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    db = random.randint(1, 15)  # noqa: S311 (not security: keep clear of other runs' db 0)
+    url = f"redis://127.0.0.1:6379/{db}"
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"tests need Redis on 127.0.0.1:6379 - {exc}")
+    yield url
+    client.flushdb()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, s3_url: str, redis_url: str
+          ) -> Iterator[tuple[Settings, subprocess.Popen[bytes], Path]]:
+    data_dir = tmp_path_factory.mktemp("e2e")
+    database_url = create_database()
+    migrate(database_url)
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": database_url,
+        "BROKER_URL": redis_url,
+        "STORAGE_URL": s3_url,
+        "MILVUS_URI": str(data_dir / "milvus.db"),
+        "MILVUS_INDEX_TYPE": "FLAT",
+        "MODEL_DIR": str(MODEL_DIR),
+        "LOG_JSON": "true",
+    }
+    settings = Settings(
+        data_dir=data_dir, database_url=database_url, broker_url=redis_url,
+        storage_url=s3_url, milvus_uri=env["MILVUS_URI"], model_dir=MODEL_DIR,
+    )
+    log_path = data_dir / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "cli.main", "worker", "--pool", "solo"],
+            env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+        while b"ready." not in log_path.read_bytes():
+            assert worker.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "worker not ready: " + log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        yield settings, worker, log_path
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        drop_database(database_url)
+
+
+@pytest.fixture(scope="module")
+def client(stack: tuple[Settings, subprocess.Popen[bytes], Path]) -> Iterator[FlaskClient]:
+    app = create_app(stack[0])
+    yield app.test_client()
+    app.extensions[EXTENSION].close()
+
+
+def wait_for_job(client: FlaskClient, job_id: str, log_path: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").get_json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.25)
+    pytest.fail(f"job {job_id} did not finish; worker log:\n{log_path.read_text()[-4000:]}")
+
+
+def test_upload_poll_search_through_a_real_worker(
+    stack: tuple[Settings, subprocess.Popen[bytes], Path], client: FlaskClient,
+    lfw_faces: dict[str, list[LfwImage]],
+) -> None:
+    _, worker, log_path = stack
+    job_ids = []
+    for label, images in lfw_faces.items():
+        files = [(io.BytesIO(i.data), i.name) for i in images[1:]]  # image 0 is a query
+        response = client.post("/v1/images", data={"file": files, "label": label},
+                               content_type="multipart/form-data")
+        assert response.status_code == 202
+        job_ids.append(response.get_json()["job_id"])
+    for job_id in job_ids:
+        job = wait_for_job(client, job_id, log_path)
+        assert job["status"] == "succeeded", job
+
+    for label, images in lfw_faces.items():
+        response = client.post(
+            "/v1/searches", data={"file": (io.BytesIO(images[0].data), images[0].name)},
+            content_type="multipart/form-data",
+        )
+        assert response.status_code == 202
+        created = response.get_json()
+        job = wait_for_job(client, created["job_id"], log_path)
+        assert job["status"] == "succeeded", job
+        assert job["result"] == {"search_id": created["search_id"]}
+        result = client.get(created["search_url"]).get_json()
+        face = max(result["faces"], key=lambda f: f["box"]["width"] * f["box"]["height"])
+        assert face["matches"][0]["label"] == label, face["matches"][:3]
+        # The matched image's bytes come back from the S3 store.
+        content = client.get(face["matches"][0]["image_url"])
+        assert content.status_code == 200
+        assert content.mimetype == "image/jpeg"
+    assert worker.poll() is None
+
+
+def test_a_query_without_a_face_fails_with_a_reason(
+    stack: tuple[Settings, subprocess.Popen[bytes], Path], client: FlaskClient,
+) -> None:
+    from PIL import Image  # noqa: PLC0415
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (160, 160), (30, 90, 200)).save(buffer, format="PNG")
+    response = client.post("/v1/searches", data={"file": (io.BytesIO(buffer.getvalue()), "sky.png")},
+                           content_type="multipart/form-data")
+    job = wait_for_job(client, response.get_json()["job_id"], stack[2])
+    assert job["status"] == "failed"
+    assert job["error"] == "no face found in the query image"
