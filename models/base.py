@@ -63,7 +63,9 @@ def str_enum(enum_cls: type[enum.StrEnum], length: int = 16) -> Enum:
 
 
 int_pk = Annotated[int, mapped_column(BigIntId, primary_key=True, autoincrement=True)]
-created_at = Annotated[datetime, mapped_column(UTCDateTime(), default=utcnow, server_default=func.now())]
+created_at = Annotated[
+    datetime, mapped_column(UTCDateTime(), default=utcnow, server_default=func.now())
+]
 sha256_hex = Annotated[str, mapped_column(String(64))]
 
 

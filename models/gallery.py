@@ -3,8 +3,6 @@ column is here so that scoped galleries (with API keys) need no data migration l
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 

@@ -122,7 +122,7 @@ def refresh_progress(session: Session, job: Job) -> None:
         .where(JobItem.job_id == job.id)
         .group_by(JobItem.status)
     ).all()
-    counts = {status: n for status, n in rows}
+    counts = dict(rows)
     job.total = sum(counts.values())
     job.done = counts.get(ItemStatus.SUCCEEDED, 0)
     job.failed = counts.get(ItemStatus.FAILED, 0)

@@ -21,7 +21,9 @@ class Search(Base):
     __tablename__ = "searches"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
-    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
     gallery_id: Mapped[int] = mapped_column(
         BigIntId, ForeignKey("galleries.id"), default=DEFAULT_GALLERY_ID
     )
