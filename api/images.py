@@ -79,7 +79,23 @@ def _refuse_all(uploads: list[Upload]) -> ApiError:
     return ApiError(status, message, code=uploads[0].error.code if len(uploads) == 1 and uploads[0].error else None, details=details)
 
 
-def _create_ingest_job(uploads: list[Upload], label: str | None, key: str | None) -> Job:
+def _labels(given: list[str], n_files: int) -> list[str | None]:
+    """One label for all files, or one per file in order; blank means none."""
+    cleaned = [label.strip() or None for label in given]
+    if not cleaned:
+        return [None] * n_files
+    if len(cleaned) == 1:
+        return cleaned * n_files
+    if len(cleaned) != n_files:
+        raise ApiError(
+            422,
+            f"{len(cleaned)} labels for {n_files} files: send one label for all the files, "
+            "or exactly one per file in the same order",
+        )
+    return cleaned
+
+
+def _create_ingest_job(uploads: list[Upload], labels: list[str | None], key: str | None) -> Job:
     session = db()
     job = Job(kind=JobKind.INGEST, idempotency_key=key)
     session.add(job)
@@ -109,7 +125,7 @@ def _create_ingest_job(uploads: list[Upload], label: str | None, key: str | None
             width=upload.info.width,
             height=upload.info.height,
             filename=upload.filename,
-            label=label,
+            label=labels[position],
         )
         session.add(image)
         session.flush()
@@ -140,7 +156,7 @@ def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
         raise ApiError(
             413, f"{len(files)} files in one request; the limit is {settings.max_files_per_request}"
         )
-    label = (body.get("label") or "").strip() or None
+    labels = _labels(body.get("label") or [], len(files))
     key = request.headers.get("Idempotency-Key")
     if key and (job := existing_job_for_key(key, JobKind.INGEST)) is not None:
         return job_created(job)
@@ -152,14 +168,14 @@ def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
     if all(u.error for u in uploads):
         raise _refuse_all(uploads)
     try:
-        job = _create_ingest_job(uploads, label, key)
+        job = _create_ingest_job(uploads, labels, key)
     except IntegrityError:
         # Another request stored the same bytes or used the same key at the same moment;
         # a second attempt sees its rows and records skips instead.
         db().rollback()
         if key and (job := existing_job_for_key(key, JobKind.INGEST)) is not None:
             return job_created(job)
-        job = _create_ingest_job(uploads, label, key)
+        job = _create_ingest_job(uploads, labels, key)
     pending = job.total - job.failed - job.skipped
     if pending:
         send_after_commit(job, INGEST_TASK, job_id=job.id)

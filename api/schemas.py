@@ -32,9 +32,12 @@ class ImageUploadIn(Schema):
         required=True,
         metadata={"description": "one or more images (JPEG, PNG, WebP, BMP, GIF, TIFF)"},
     )
-    label = fields.String(
-        validate=Length(min=1, max=200),
-        metadata={"description": "the identity of the person in these images"},
+    label = fields.List(
+        fields.String(validate=Length(min=1, max=200)),
+        metadata={
+            "description": "the identity of the person: one label for every file, or one "
+            "`label` part per `file` part, in the same order"
+        },
     )
 
 

@@ -25,6 +25,8 @@ from cli.lfw import PROJECT_ROOT, by_identity, default_archive
 EMBEDDED_OVERRIDES = ("DATABASE_URL", "BROKER_URL", "STORAGE_URL", "MILVUS_URI")
 READY_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 1800
+# Files per upload request: big enough for the worker to batch MTCNN and FaceNet.
+UPLOAD_BATCH = 64
 
 
 def _free_port() -> int:
@@ -112,9 +114,14 @@ def run_demo(*, archive: Path | None, min_images: int, query: str) -> int:
         _say(f"4/5 ingesting {n_images} images of {len(gallery)} people from {archive.name}")
         ingest_started = time.monotonic()
         job_ids = []
-        for label, images in gallery.items():
-            files = [("file", (img.name, img.data, "image/jpeg")) for img in images]
-            response = client.post("/v1/images", files=files, data={"label": label})
+        labelled = [(label, img) for label, images in gallery.items() for img in images]
+        for start in range(0, len(labelled), UPLOAD_BATCH):
+            chunk = labelled[start : start + UPLOAD_BATCH]
+            response = client.post(
+                "/v1/images",
+                files=[("file", (img.name, img.data, "image/jpeg")) for _, img in chunk],
+                data={"label": [label for label, _ in chunk]},  # one label per file
+            )
             response.raise_for_status()
             job_ids.append(response.json()["job_id"])
         faces = failed = 0

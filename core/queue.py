@@ -44,6 +44,8 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            # Exchange bindings; kombu's default is "control" under the working directory.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
             # The filesystem transport polls; 1 s (its default) would dominate a search.
             "polling_interval": 0.1,

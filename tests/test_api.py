@@ -198,6 +198,23 @@ def test_mixed_upload_keeps_the_good_files_and_records_the_bad(
     assert len(session.scalars(select(Image)).all()) == 1
 
 
+def test_one_label_per_file(client: FlaskClient, session: Session) -> None:
+    data = {"file": [(io.BytesIO(jpeg(i)), f"{i}.jpg") for i in range(3)],
+            "label": ["Ada", "Grace", "Ada"]}
+    response = client.post("/v1/images", data=data, content_type="multipart/form-data")
+    assert response.status_code == 202
+    labels = session.scalars(select(Image.label).order_by(Image.id)).all()
+    assert labels == ["Ada", "Grace", "Ada"]
+
+
+def test_label_count_must_match_file_count(client: FlaskClient, session: Session) -> None:
+    data = {"file": [(io.BytesIO(jpeg(i)), f"{i}.jpg") for i in range(3)], "label": ["a", "b"]}
+    response = client.post("/v1/images", data=data, content_type="multipart/form-data")
+    assert response.status_code == 422
+    assert "2 labels for 3 files" in error_of(response)["message"]
+    assert session.scalars(select(Image)).all() == []
+
+
 def test_label_too_long(client: FlaskClient) -> None:
     response = upload(client, (jpeg(11), "a.jpg"), label="x" * 201)
     assert response.status_code == 422

@@ -172,7 +172,11 @@ def run_ingest(
             images=len(batch),
             failed=len(failures),
         )
-        # After the commit above: the indexer reads the rows we just wrote.
+        if len(batch) < batch_size:
+            break  # that was the last batch: the request below covers it
+        # After the commit above (the indexer reads these rows), so that a long job's faces
+        # become searchable while it runs.
         request_index(pipeline.model_name, None)
 
+    # The indexer closes the job once its faces are searchable.
     request_index(pipeline.model_name, job_id)
