@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.logging import get_logger
-from models import Job, JobStatus
-
 from api.context import db, services
 from api.errors import ApiError
+from core.logging import get_logger
+from models import Job, JobStatus
 
 log = get_logger(__name__)
 
@@ -27,7 +26,10 @@ def send_after_commit(job: Job, task_name: str, **kwargs: Any) -> None:
         )
     except Exception as exc:  # kombu raises several types for "broker unreachable"
         log.exception("could not send task", task=task_name, job_id=job.id)
-        job.finish(JobStatus.FAILED, error=f"could not queue the job: the broker is unavailable ({exc})")
+        job.finish(
+            JobStatus.FAILED, error=f"could not queue the job: the broker is unavailable ({exc})"
+        )
         session.commit()
-        raise ApiError(503, "the task queue is unavailable; try again shortly",
-                       details={"job_id": job.id}) from exc
+        raise ApiError(
+            503, "the task queue is unavailable; try again shortly", details={"job_id": job.id}
+        ) from exc

@@ -72,14 +72,26 @@ def register_error_handlers(app: APIFlask) -> None:
     def _http(exc: HTTPException) -> tuple[dict[str, Any], int]:
         status = exc.code or 500
         message = exc.description or exc.name
-        body = {"error": {"status": status, "code": CODES.get(status, "error"),
-                          "message": message, "details": {}}}
+        body = {
+            "error": {
+                "status": status,
+                "code": CODES.get(status, "error"),
+                "message": message,
+                "details": {},
+            }
+        }
         return body, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[dict[str, Any], int]:
         # A bug, not bad input: logged with its traceback; the client gets no internals.
         log.exception("unhandled error")
-        body = {"error": {"status": 500, "code": CODES[500],
-                          "message": "internal error; it has been logged", "details": {}}}
+        body = {
+            "error": {
+                "status": 500,
+                "code": CODES[500],
+                "message": "internal error; it has been logged",
+                "details": {},
+            }
+        }
         return body, 500

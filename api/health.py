@@ -58,8 +58,10 @@ CHECKS: dict[str, Callable[[], str]] = {
 
 
 @bp.get("/readyz")
-@bp.doc(summary="Readiness: each part this service depends on answers",
-        responses={200: "Every part is ready", 503: "At least one part is not"})
+@bp.doc(
+    summary="Readiness: each part this service depends on answers",
+    responses={200: "Every part is ready", 503: "At least one part is not"},
+)
 def readyz() -> tuple[dict[str, Any], int]:
     results: dict[str, str] = {}
     for name, check in CHECKS.items():

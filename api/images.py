@@ -7,7 +7,7 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from flask import Response, request, url_for
-from sqlalchemy import exists, select, or_
+from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
@@ -68,15 +68,25 @@ def serialize_image(image: Image) -> dict[str, Any]:
 
 
 def _refuse_all(uploads: list[Upload]) -> ApiError:
-    details = {"files": [{"name": u.filename, "code": u.error.code, "message": u.error.message}
-                         for u in uploads if u.error]}
+    details = {
+        "files": [
+            {"name": u.filename, "code": u.error.code, "message": u.error.message}
+            for u in uploads
+            if u.error
+        ]
+    }
     statuses = {u.status_code for u in uploads}
     status = statuses.pop() if len(statuses) == 1 else 422
     if len(uploads) == 1 and uploads[0].error:
         message = f"{uploads[0].filename}: {uploads[0].error.message}"
     else:
         message = "none of the files is an image that can be processed; see details"
-    return ApiError(status, message, code=uploads[0].error.code if len(uploads) == 1 and uploads[0].error else None, details=details)
+    return ApiError(
+        status,
+        message,
+        code=uploads[0].error.code if len(uploads) == 1 and uploads[0].error else None,
+        details=details,
+    )
 
 
 def _labels(given: list[str], n_files: int) -> list[str | None]:
@@ -108,7 +118,9 @@ def _create_ingest_job(uploads: list[Upload], labels: list[str | None], key: str
             continue
         assert upload.info is not None
         image = seen.get(upload.sha256) or session.scalar(
-            select(Image).where(Image.gallery_id == DEFAULT_GALLERY_ID, Image.sha256 == upload.sha256)
+            select(Image).where(
+                Image.gallery_id == DEFAULT_GALLERY_ID, Image.sha256 == upload.sha256
+            )
         )
         if image is not None:
             # Content-addressed: the same bytes are one image. A repeat is a skip, not a copy.
@@ -144,8 +156,12 @@ def _create_ingest_job(uploads: list[Upload], labels: list[str | None], key: str
     description="Stores each file and queues an ingest job that detects, embeds and indexes "
     "its faces. Poll the job at the `Location` header. A file that is not a usable image is "
     "recorded as a failed item; if no file is usable the request is refused.",
-    responses={202: "Accepted: an ingest job was created", 413: "A file or the request is "
-               "too large", 415: "Not an image / unsupported format", 422: "Invalid input"},
+    responses={
+        202: "Accepted: an ingest job was created",
+        413: "A file or the request is too large",
+        415: "Not an image / unsupported format",
+        422: "Invalid input",
+    },
 )
 def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     settings = services().settings
@@ -206,13 +222,15 @@ def get_image_content(image_id: int) -> Response:
     response.set_etag(image.sha256)
     response.cache_control.public = True
     response.cache_control.max_age = 86_400
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    return response
 
 
 @bp.delete("/<int:image_id>")
 @bp.output({}, status_code=204)
-@bp.doc(summary="Delete an image: its bytes, its rows and its vectors",
-        responses={404: "No such image"})
+@bp.doc(
+    summary="Delete an image: its bytes, its rows and its vectors", responses={404: "No such image"}
+)
 def delete_image(image_id: int) -> tuple[str, int]:
     session = db()
     image = _image_or_404(image_id)
@@ -249,4 +267,3 @@ def _image_or_404(image_id: int) -> Image:
     if image is None:
         raise ApiError(404, f"there is no image {image_id}")
     return image
-

@@ -37,15 +37,25 @@ def existing_job_for_key(key: str, kind: JobKind) -> Job | None:
 
 
 def serialize_job(job: Job) -> dict[str, Any]:
-    items = db().scalars(
-        select(JobItem).where(JobItem.job_id == job.id).order_by(JobItem.position).limit(INLINE_ITEMS)
-    ).all()
+    items = (
+        db()
+        .scalars(
+            select(JobItem)
+            .where(JobItem.job_id == job.id)
+            .order_by(JobItem.position)
+            .limit(INLINE_ITEMS)
+        )
+        .all()
+    )
     return {
         "id": job.id,
         "kind": job.kind.value,
         "status": job.status.value,
         "progress": {
-            "total": job.total, "done": job.done, "failed": job.failed, "skipped": job.skipped,
+            "total": job.total,
+            "done": job.done,
+            "failed": job.failed,
+            "skipped": job.skipped,
         },
         "error": job.error,
         "created_at": job.created_at,
@@ -53,8 +63,13 @@ def serialize_job(job: Job) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "result": job.result or {},
         "items": [
-            {"position": i.position, "name": i.name, "status": i.status.value,
-             "image_id": i.image_id, "error": i.error}
+            {
+                "position": i.position,
+                "name": i.name,
+                "status": i.status.value,
+                "image_id": i.image_id,
+                "error": i.error,
+            }
             for i in items
         ],
     }

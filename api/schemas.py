@@ -26,6 +26,7 @@ class ErrorOut(Schema):
 
 # --- images ---------------------------------------------------------------------------
 
+
 class ImageUploadIn(Schema):
     file = fields.List(
         fields.File(),
@@ -74,6 +75,7 @@ class ImageOut(Schema):
 
 # --- jobs -----------------------------------------------------------------------------
 
+
 class Progress(Schema):
     total = fields.Integer()
     done = fields.Integer()
@@ -108,6 +110,7 @@ class JobOut(Schema):
 
 
 # --- searches -------------------------------------------------------------------------
+
 
 class SearchIn(Schema):
     file = fields.File(required=True, metadata={"description": "the query photo"})

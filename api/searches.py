@@ -43,8 +43,12 @@ def search_created(search: Search) -> tuple[dict[str, Any], int, dict[str, str]]
     summary="Search the gallery with a photo",
     description="Queues a search: every face in the photo is matched against the gallery. "
     "Poll the job at `Location`, then read `search_url`.",
-    responses={202: "Accepted: a search job was created", 413: "The file is too large",
-               415: "Not an image / unsupported format", 422: "Invalid input"},
+    responses={
+        202: "Accepted: a search job was created",
+        413: "The file is too large",
+        415: "Not an image / unsupported format",
+        422: "Invalid input",
+    },
 )
 def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     settings = services().settings
@@ -147,4 +151,5 @@ def get_search_query(search_id: str) -> Response:
         raise ApiError(404, f"the query image of search {search_id} is missing") from exc
     response = Response(data, mimetype=search.query_content_type)
     response.set_etag(search.query_sha256)
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    return response

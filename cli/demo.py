@@ -40,9 +40,13 @@ def _say(message: str) -> None:
 
 
 @contextmanager
-def _process(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _process(
+    args: list[str], env: dict[str, str], log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)  # noqa: S603
+        proc = subprocess.Popen(
+            args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT
+        )
         try:
             yield proc
         finally:
@@ -59,7 +63,7 @@ def _wait_ready(client: httpx.Client, procs: list[subprocess.Popen[bytes]]) -> N
     while time.monotonic() < deadline:
         for proc in procs:
             if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args} exited with {proc.returncode}; see its log")
+                raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}; see its log")
         try:
             if client.get("/readyz").status_code == 200:
                 return
@@ -95,10 +99,16 @@ def run_demo(*, archive: Path | None, min_images: int, query: str) -> int:
     cli = [sys.executable, "-m", "cli.main"]
 
     _say("1/5 model weights (downloaded once, sha256-verified)")
-    subprocess.run([*cli, "models", "pull"], env=env, check=True, cwd=PROJECT_ROOT)  # noqa: S603
+    subprocess.run([*cli, "models", "pull"], env=env, check=True, cwd=PROJECT_ROOT)
     _say("2/5 database schema (alembic upgrade head)")
-    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, cwd=PROJECT_ROOT,  # noqa: S603
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [*cli, "db", "upgrade"],
+        env=env,
+        check=True,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     port = _free_port()
     _say(f"3/5 starting the API on 127.0.0.1:{port} and a worker (logs in {data_dir})")
@@ -132,14 +142,19 @@ def run_demo(*, archive: Path | None, min_images: int, query: str) -> int:
                 faces += job["result"].get("faces", 0)
                 failed += job["progress"]["failed"]
         ingest_s = time.monotonic() - ingest_started
-        _say(f"    {n_images} images, {faces} faces, {failed} without a usable face, "
-             f"in {ingest_s:.1f} s: {n_images / ingest_s:.1f} images/s")
+        _say(
+            f"    {n_images} images, {faces} faces, {failed} without a usable face, "
+            f"in {ingest_s:.1f} s: {n_images / ingest_s:.1f} images/s"
+        )
 
         _say(f"5/5 searching with {query}")
         query_bytes = next(i.data for i in gallery[query_label] if i.name == query_name)
         search_started = time.monotonic()
-        response = client.post("/v1/searches", files={"file": (query_name, query_bytes, "image/jpeg")},
-                               data={"top_k": "10"})
+        response = client.post(
+            "/v1/searches",
+            files={"file": (query_name, query_bytes, "image/jpeg")},
+            data={"top_k": "10"},
+        )
         response.raise_for_status()
         created = response.json()
         job = _wait_job(client, created["job_id"])
@@ -149,22 +164,42 @@ def run_demo(*, archive: Path | None, min_images: int, query: str) -> int:
             _say(f"search failed: {job['error']}")
             return 1
 
-    return _report(search, gallery, query_label, query_name, latency_s, started)
+    return _report(
+        search=search,
+        gallery=gallery,
+        query_label=query_label,
+        query_name=query_name,
+        latency_s=latency_s,
+        started=started,
+    )
 
 
-def _report(search: dict, gallery: dict, query_label: str, query_name: str,
-            latency_s: float, started: float) -> int:
+def _report(
+    *,
+    search: dict,
+    gallery: dict,
+    query_label: str,
+    query_name: str,
+    latency_s: float,
+    started: float,
+) -> int:
     face = max(search["faces"], key=lambda f: f["box"]["width"] * f["box"]["height"])
     _say(f"\nTop 10 for {query_label}/{query_name} (face at {face['box']}):")
     _say(f"{'rank':>4}  {'score':>6}  {'image':>6}  label")
     for match in face["matches"]:
         mark = "  <- same person" if match["label"] == query_label else ""
-        _say(f"{match['rank']:>4}  {match['score']:6.3f}  {match['image_id']:>6}  "
-             f"{match['label']}{mark}")
+        _say(
+            f"{match['rank']:>4}  {match['score']:6.3f}  {match['image_id']:>6}  "
+            f"{match['label']}{mark}"
+        )
     same = sum(1 for m in face["matches"] if m["label"] == query_label)
     expected = len(gallery[query_label])
-    _say(f"\n{same} of {expected} {query_label} images in the top 10 "
-         f"(the query photo is in the gallery too, so it ranks first)")
-    _say(f"search latency, upload to result: {latency_s * 1000:.0f} ms; "
-         f"demo wall time: {time.monotonic() - started:.0f} s")
+    _say(
+        f"\n{same} of {expected} {query_label} images in the top 10 "
+        f"(the query photo is in the gallery too, so it ranks first)"
+    )
+    _say(
+        f"search latency, upload to result: {latency_s * 1000:.0f} ms; "
+        f"demo wall time: {time.monotonic() - started:.0f} s"
+    )
     return 0 if same == expected else 1

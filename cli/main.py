@@ -20,6 +20,7 @@ def cli() -> None:
 
 # --- models ---------------------------------------------------------------------------
 
+
 @cli.group()
 def models() -> None:
     """Face-embedding model weights."""
@@ -58,6 +59,7 @@ def models_list() -> None:
 
 # --- database -------------------------------------------------------------------------
 
+
 @cli.group()
 def db() -> None:
     """The database schema (Alembic migrations)."""
@@ -88,6 +90,7 @@ def db_upgrade(revision: str) -> None:
 
 # --- processes ------------------------------------------------------------------------
 
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -95,20 +98,43 @@ def db_upgrade(revision: str) -> None:
 def serve(host: str, port: int, processes: int) -> None:
     """Run the HTTP API under gunicorn."""
     args = [
-        sys.executable, "-m", "gunicorn", "api.wsgi:app",
-        "--bind", f"{host}:{port}", "--workers", str(processes), "--threads", "4",
-        "--timeout", "120", "--access-logfile", "-",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "api.wsgi:app",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(processes),
+        "--threads",
+        "4",
+        "--timeout",
+        "120",
+        "--access-logfile",
+        "-",
     ]
     os.execvp(args[0], args)  # noqa: S606 (replaces this process by design)
 
 
 @cli.command()
-@click.option("--queues", default="pipeline,index", show_default=True,
-              help="Comma-separated queues. Exactly one worker may consume 'index'.")
-@click.option("--concurrency", default=None, type=int,
-              help="Processes (default: 1 with an embedded index, else the CPU count).")
-@click.option("--pool", default=None, type=click.Choice(["solo", "prefork", "threads"]),
-              help="Default: solo with an embedded index, else prefork.")
+@click.option(
+    "--queues",
+    default="pipeline,index",
+    show_default=True,
+    help="Comma-separated queues. Exactly one worker may consume 'index'.",
+)
+@click.option(
+    "--concurrency",
+    default=None,
+    type=int,
+    help="Processes (default: 1 with an embedded index, else the CPU count).",
+)
+@click.option(
+    "--pool",
+    default=None,
+    type=click.Choice(["solo", "prefork", "threads"]),
+    help="Default: solo with an embedded index, else prefork.",
+)
 def worker(queues: str, concurrency: int | None, pool: str | None) -> None:
     """Run a Celery worker (face pipeline, searches and/or the index writer)."""
     settings = get_settings()
@@ -118,8 +144,17 @@ def worker(queues: str, concurrency: int | None, pool: str | None) -> None:
     pool = pool or "prefork"
     from workers.celery_app import celery_app  # noqa: PLC0415
 
-    argv = ["worker", "--queues", queues, "--pool", pool, "--loglevel", settings.log_level,
-            "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        "--queues",
+        queues,
+        "--pool",
+        pool,
+        "--loglevel",
+        settings.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     celery_app.worker_main(argv)
@@ -154,10 +189,19 @@ def reindex(wait: bool) -> None:
 
 
 @cli.command()
-@click.option("--archive", type=click.Path(path_type=Path), default=None,
-              help="LFW archive (default: LFW_ARCHIVE or ../shared/lfw/lfw-deepfunneled.tgz).")
-@click.option("--images", "min_images", default=1000, show_default=True,
-              help="Gallery size: whole identities in archive order until at least this many.")
+@click.option(
+    "--archive",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="LFW archive (default: LFW_ARCHIVE or ../shared/lfw/lfw-deepfunneled.tgz).",
+)
+@click.option(
+    "--images",
+    "min_images",
+    default=1000,
+    show_default=True,
+    help="Gallery size: whole identities in archive order until at least this many.",
+)
 @click.option("--query", default="Albert_Costa/Albert_Costa_0001.jpg", show_default=True)
 def demo(archive: Path | None, min_images: int, query: str) -> None:
     """Embedded end to end: API + broker + worker, ingest LFW, search, print the top 10."""

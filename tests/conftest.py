@@ -38,7 +38,10 @@ def create_database() -> str:
             f"tests need PostgreSQL on 127.0.0.1:5432 (trust auth) - {exc}. "
             "Start it with: pg_ctlcluster --skip-systemctl-redirect 15 main start"
         )
-    return PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    return (
+        PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        + f"/{name}"
+    )
 
 
 def drop_database(url: str) -> None:
@@ -111,6 +114,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 # --- LFW -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def lfw_archive() -> Path:

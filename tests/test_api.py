@@ -46,13 +46,18 @@ def queued_messages(settings: Settings) -> list[dict[str, Any]]:
     return [json.loads(p.read_bytes()) for p in sorted(folder.glob("*.msg"))]
 
 
-def upload(client: FlaskClient, *files: tuple[bytes, str], label: str | None = None,
-           headers: dict[str, str] | None = None) -> Any:
+def upload(
+    client: FlaskClient,
+    *files: tuple[bytes, str],
+    label: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
     data: dict[str, Any] = {"file": [(io.BytesIO(b), name) for b, name in files]}
     if label is not None:
         data["label"] = label
-    return client.post("/v1/images", data=data, content_type="multipart/form-data",
-                       headers=headers or {})
+    return client.post(
+        "/v1/images", data=data, content_type="multipart/form-data", headers=headers or {}
+    )
 
 
 def error_of(response: Any) -> dict[str, Any]:
@@ -63,6 +68,7 @@ def error_of(response: Any) -> dict[str, Any]:
 
 
 # --- upload and poll ---------------------------------------------------------------------
+
 
 def test_upload_answers_202_with_job_location_and_queues_one_task(
     client: FlaskClient, settings: Settings, session: Session
@@ -76,12 +82,21 @@ def test_upload_answers_202_with_job_location_and_queues_one_task(
     job = client.get(response.headers["Location"]).get_json()
     assert job["kind"] == "ingest"
     assert job["progress"] == {"total": 2, "done": 0, "failed": 0, "skipped": 0}
-    assert {"id", "kind", "status", "progress", "error", "created_at", "finished_at",
-            "result"} <= set(job)
+    assert {
+        "id",
+        "kind",
+        "status",
+        "progress",
+        "error",
+        "created_at",
+        "finished_at",
+        "result",
+    } <= set(job)
 
     images = session.scalars(select(Image).order_by(Image.id)).all()
     assert [(i.label, i.status, i.filename) for i in images] == [
-        ("Ada Lovelace", ImageStatus.PENDING, "a.jpg"), ("Ada Lovelace", ImageStatus.PENDING, "b.jpg")
+        ("Ada Lovelace", ImageStatus.PENDING, "a.jpg"),
+        ("Ada Lovelace", ImageStatus.PENDING, "b.jpg"),
     ]
     messages = queued_messages(settings)
     assert len(messages) == 1
@@ -117,13 +132,18 @@ def test_idempotency_key_returns_the_same_job(client: FlaskClient, session: Sess
 def test_idempotency_key_of_another_kind_is_a_conflict(client: FlaskClient) -> None:
     headers = {"Idempotency-Key": "k-1"}
     upload(client, (jpeg(6), "x.jpg"), headers=headers)
-    response = client.post("/v1/searches", data={"file": (io.BytesIO(jpeg(7)), "q.jpg")},
-                           headers=headers, content_type="multipart/form-data")
+    response = client.post(
+        "/v1/searches",
+        data={"file": (io.BytesIO(jpeg(7)), "q.jpg")},
+        headers=headers,
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 409
     assert "ingest" in error_of(response)["message"]
 
 
 # --- bad input -----------------------------------------------------------------------------
+
 
 def test_no_file_part(client: FlaskClient) -> None:
     response = client.post("/v1/images", data={"label": "x"}, content_type="multipart/form-data")
@@ -131,11 +151,14 @@ def test_no_file_part(client: FlaskClient) -> None:
     assert "file" in error_of(response)["message"]
 
 
-@pytest.mark.parametrize(("data", "status", "code"), [
-    (b"", 422, "empty"),
-    (b"just some text, not an image", 415, "not_an_image"),
-    (jpeg(8, (300, 300))[:700], 422, "corrupt"),
-])
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (b"", 422, "empty"),
+        (b"just some text, not an image", 415, "not_an_image"),
+        (jpeg(8, (300, 300))[:700], 422, "corrupt"),
+    ],
+)
 def test_single_bad_file_is_refused_with_a_reason(
     client: FlaskClient, session: Session, data: bytes, status: int, code: str
 ) -> None:
@@ -199,8 +222,10 @@ def test_mixed_upload_keeps_the_good_files_and_records_the_bad(
 
 
 def test_one_label_per_file(client: FlaskClient, session: Session) -> None:
-    data = {"file": [(io.BytesIO(jpeg(i)), f"{i}.jpg") for i in range(3)],
-            "label": ["Ada", "Grace", "Ada"]}
+    data = {
+        "file": [(io.BytesIO(jpeg(i)), f"{i}.jpg") for i in range(3)],
+        "label": ["Ada", "Grace", "Ada"],
+    }
     response = client.post("/v1/images", data=data, content_type="multipart/form-data")
     assert response.status_code == 202
     labels = session.scalars(select(Image.label).order_by(Image.id)).all()
@@ -223,9 +248,13 @@ def test_label_too_long(client: FlaskClient) -> None:
 
 # --- searches ------------------------------------------------------------------------------
 
+
 def search(client: FlaskClient, data: bytes, **form: str) -> Any:
-    return client.post("/v1/searches", data={"file": (io.BytesIO(data), "q.jpg"), **form},
-                       content_type="multipart/form-data")
+    return client.post(
+        "/v1/searches",
+        data={"file": (io.BytesIO(data), "q.jpg"), **form},
+        content_type="multipart/form-data",
+    )
 
 
 def test_search_answers_202_and_is_readable_before_it_runs(
@@ -261,10 +290,17 @@ def test_search_with_a_non_image(client: FlaskClient) -> None:
 
 # --- reading and deleting -------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", [
-    "/v1/images/999999", "/v1/images/999999/content", "/v1/jobs/no-such-job",
-    "/v1/searches/no-such-search", "/v1/nothing-here",
-])
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/images/999999",
+        "/v1/images/999999/content",
+        "/v1/jobs/no-such-job",
+        "/v1/searches/no-such-search",
+        "/v1/nothing-here",
+    ],
+)
 def test_unknown_ids_are_404_with_a_message(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 404
@@ -282,9 +318,22 @@ def test_image_resource_content_and_delete(
     upload(client, (data, "p.jpg"), label="Grace Hopper")
     image = session.scalars(select(Image)).one()
     # What the worker would have written: one indexed face.
-    session.add(Face(image_id=image.id, face_index=0, model_name="m", dim=2,
-                     embedding=np.zeros(2, "<f4").tobytes(), box_x=1, box_y=2, box_w=3,
-                     box_h=4, confidence=0.99, landmarks={}, indexed_at=utcnow()))
+    session.add(
+        Face(
+            image_id=image.id,
+            face_index=0,
+            model_name="m",
+            dim=2,
+            embedding=np.zeros(2, "<f4").tobytes(),
+            box_x=1,
+            box_y=2,
+            box_w=3,
+            box_h=4,
+            confidence=0.99,
+            landmarks={},
+            indexed_at=utcnow(),
+        )
+    )
     session.commit()
 
     body = client.get(f"/v1/images/{image.id}").get_json()
@@ -296,8 +345,12 @@ def test_image_resource_content_and_delete(
     assert content.status_code == 200
     assert content.data == data
     assert content.mimetype == "image/jpeg"
-    assert client.get(body["image_url"], headers={"If-None-Match": content.headers["ETag"]}
-                      ).status_code == 304
+    assert (
+        client.get(
+            body["image_url"], headers={"If-None-Match": content.headers["ETag"]}
+        ).status_code
+        == 304
+    )
 
     before = len(queued_messages(settings))
     assert client.delete(f"/v1/images/{image.id}").status_code == 204
@@ -321,11 +374,13 @@ def test_delete_keeps_bytes_that_a_search_still_uses(
 
 # --- infrastructure -------------------------------------------------------------------------
 
+
 def test_broker_down_gives_503_and_a_failed_job(
     settings: Settings, sessions: sessionmaker[Session], session: Session
 ) -> None:
-    client = make_client(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}),
-                         sessions)
+    client = make_client(
+        settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}), sessions
+    )
     response = upload(client, (jpeg(17), "a.jpg"))
     assert response.status_code == 503
     job = session.get(Job, error_of(response)["details"]["job_id"])
@@ -344,9 +399,12 @@ def test_health_and_readiness(client: FlaskClient) -> None:
     assert checks["index"].startswith("skipped")
 
 
-def test_readiness_reports_a_broken_part(settings: Settings, sessions: sessionmaker[Session]) -> None:
-    client = make_client(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}),
-                         sessions)
+def test_readiness_reports_a_broken_part(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    client = make_client(
+        settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}), sessions
+    )
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["broker"].startswith("error")
@@ -355,9 +413,16 @@ def test_readiness_reports_a_broken_part(settings: Settings, sessions: sessionma
 def test_openapi_document_describes_the_contract(client: FlaskClient) -> None:
     spec = client.get("/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
-    for path in ("/v1/images", "/v1/images/{image_id}", "/v1/images/{image_id}/content",
-                 "/v1/jobs/{job_id}", "/v1/searches", "/v1/searches/{search_id}",
-                 "/healthz", "/readyz"):
+    for path in (
+        "/v1/images",
+        "/v1/images/{image_id}",
+        "/v1/images/{image_id}/content",
+        "/v1/jobs/{job_id}",
+        "/v1/searches",
+        "/v1/searches/{search_id}",
+        "/healthz",
+        "/readyz",
+    ):
         assert path in spec["paths"], path
     upload_body = spec["paths"]["/v1/images"]["post"]["requestBody"]
     assert "multipart/form-data" in upload_body["content"]

@@ -36,7 +36,7 @@ JOB_TIMEOUT_S = 180
 
 @pytest.fixture(scope="module")
 def s3_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415 (slow import)
+    from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -48,7 +48,7 @@ def s3_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    db = random.randint(1, 15)  # noqa: S311 (not security: keep clear of other runs' db 0)
+    db = random.randint(1, 15)
     url = f"redis://127.0.0.1:6379/{db}"
     client = redis.Redis.from_url(url)
     try:
@@ -60,8 +60,9 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, s3_url: str, redis_url: str
-          ) -> Iterator[tuple[Settings, subprocess.Popen[bytes], Path]]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, s3_url: str, redis_url: str
+) -> Iterator[tuple[Settings, subprocess.Popen[bytes], Path]]:
     data_dir = tmp_path_factory.mktemp("e2e")
     database_url = create_database()
     migrate(database_url)
@@ -77,14 +78,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory, s3_url: str, redis_url: str
         "LOG_JSON": "true",
     }
     settings = Settings(
-        data_dir=data_dir, database_url=database_url, broker_url=redis_url,
-        storage_url=s3_url, milvus_uri=env["MILVUS_URI"], model_dir=MODEL_DIR,
+        data_dir=data_dir,
+        database_url=database_url,
+        broker_url=redis_url,
+        storage_url=s3_url,
+        milvus_uri=env["MILVUS_URI"],
+        model_dir=MODEL_DIR,
     )
     log_path = data_dir / "worker.log"
     with log_path.open("wb") as log:
-        worker = subprocess.Popen(  # noqa: S603
+        worker = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "worker", "--pool", "solo"],
-            env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
@@ -121,15 +129,17 @@ def wait_for_job(client: FlaskClient, job_id: str, log_path: Path) -> dict[str, 
 
 
 def test_upload_poll_search_through_a_real_worker(
-    stack: tuple[Settings, subprocess.Popen[bytes], Path], client: FlaskClient,
+    stack: tuple[Settings, subprocess.Popen[bytes], Path],
+    client: FlaskClient,
     lfw_faces: dict[str, list[LfwImage]],
 ) -> None:
     _, worker, log_path = stack
     job_ids = []
     for label, images in lfw_faces.items():
         files = [(io.BytesIO(i.data), i.name) for i in images[1:]]  # image 0 is a query
-        response = client.post("/v1/images", data={"file": files, "label": label},
-                               content_type="multipart/form-data")
+        response = client.post(
+            "/v1/images", data={"file": files, "label": label}, content_type="multipart/form-data"
+        )
         assert response.status_code == 202
         job_ids.append(response.get_json()["job_id"])
     for job_id in job_ids:
@@ -138,7 +148,8 @@ def test_upload_poll_search_through_a_real_worker(
 
     for label, images in lfw_faces.items():
         response = client.post(
-            "/v1/searches", data={"file": (io.BytesIO(images[0].data), images[0].name)},
+            "/v1/searches",
+            data={"file": (io.BytesIO(images[0].data), images[0].name)},
             content_type="multipart/form-data",
         )
         assert response.status_code == 202
@@ -157,14 +168,18 @@ def test_upload_poll_search_through_a_real_worker(
 
 
 def test_a_query_without_a_face_fails_with_a_reason(
-    stack: tuple[Settings, subprocess.Popen[bytes], Path], client: FlaskClient,
+    stack: tuple[Settings, subprocess.Popen[bytes], Path],
+    client: FlaskClient,
 ) -> None:
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     buffer = io.BytesIO()
     Image.new("RGB", (160, 160), (30, 90, 200)).save(buffer, format="PNG")
-    response = client.post("/v1/searches", data={"file": (io.BytesIO(buffer.getvalue()), "sky.png")},
-                           content_type="multipart/form-data")
+    response = client.post(
+        "/v1/searches",
+        data={"file": (io.BytesIO(buffer.getvalue()), "sky.png")},
+        content_type="multipart/form-data",
+    )
     job = wait_for_job(client, response.get_json()["job_id"], stack[2])
     assert job["status"] == "failed"
     assert job["error"] == "no face found in the query image"

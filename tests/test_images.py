@@ -24,10 +24,17 @@ def rgb(width: int = 64, height: int = 48) -> Image.Image:
     return Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
 
 
-@pytest.mark.parametrize(("fmt", "content_type"), [
-    ("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp"),
-    ("BMP", "image/bmp"), ("GIF", "image/gif"), ("TIFF", "image/tiff"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "content_type"),
+    [
+        ("JPEG", "image/jpeg"),
+        ("PNG", "image/png"),
+        ("WEBP", "image/webp"),
+        ("BMP", "image/bmp"),
+        ("GIF", "image/gif"),
+        ("TIFF", "image/tiff"),
+    ],
+)
 def test_supported_formats_are_accepted(fmt: str, content_type: str) -> None:
     info = inspect_image(encode(rgb(), fmt), max_pixels=LIMIT)
     assert (info.format, info.content_type, info.width, info.height) == (fmt, content_type, 64, 48)

@@ -31,7 +31,9 @@ def test_postgres_schema_matches_models(engine: Engine) -> None:
 def test_default_gallery_exists_and_sequence_moves_on(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM galleries WHERE id = 1")).scalar() == "default"
-        new_id = conn.execute(text("INSERT INTO galleries (name) VALUES ('x') RETURNING id")).scalar()
+        new_id = conn.execute(
+            text("INSERT INTO galleries (name) VALUES ('x') RETURNING id")
+        ).scalar()
         conn.rollback()
     assert new_id == 2
 

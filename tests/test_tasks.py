@@ -31,9 +31,15 @@ pytestmark = pytest.mark.slow
 class Harness:
     """The API in-process, and the worker's functions run by hand."""
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session],
-                 pipeline: Any, index: VectorIndex) -> None:
-        self.settings, self.sessions, self.pipeline, self.index = settings, sessions, pipeline, index
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], pipeline: Any, index: VectorIndex
+    ) -> None:
+        self.settings, self.sessions, self.pipeline, self.index = (
+            settings,
+            sessions,
+            pipeline,
+            index,
+        )
         self.client: FlaskClient = make_client(settings, sessions)
         self.store = open_store(settings.storage_url)
         self.index_requests: list[tuple[str, str | None]] = []
@@ -49,16 +55,23 @@ class Harness:
         return job_id
 
     def run_ingest(self, job_id: str) -> None:
-        run_ingest(job_id, sessions=self.sessions, store=self.store, pipeline=self.pipeline,
-                   request_index=lambda m, j: self.index_requests.append((m, j)),
-                   batch_size=4, max_pixels=self.settings.max_image_pixels)
+        run_ingest(
+            job_id,
+            sessions=self.sessions,
+            store=self.store,
+            pipeline=self.pipeline,
+            request_index=lambda m, j: self.index_requests.append((m, j)),
+            batch_size=4,
+            max_pixels=self.settings.max_image_pixels,
+        )
         while self.index_requests:
             model, job = self.index_requests.pop(0)
             run_index(model, job, sessions=self.sessions, index=self.index, batch_size=5)
 
     def search(self, data: bytes, top_k: int = 5) -> dict[str, Any]:
         response = self.client.post(
-            "/v1/searches", data={"file": (io.BytesIO(data), "q.jpg"), "top_k": str(top_k)},
+            "/v1/searches",
+            data={"file": (io.BytesIO(data), "q.jpg"), "top_k": str(top_k)},
             content_type="multipart/form-data",
         )
         assert response.status_code == 202, response.get_json()
@@ -67,16 +80,23 @@ class Harness:
         return self.client.get(body["search_url"]).get_json()
 
     def run_search(self, search_id: str) -> None:
-        run_search(search_id, sessions=self.sessions, store=self.store, pipeline=self.pipeline,
-                   index=self.index, max_pixels=self.settings.max_image_pixels)
+        run_search(
+            search_id,
+            sessions=self.sessions,
+            store=self.store,
+            pipeline=self.pipeline,
+            index=self.index,
+            max_pixels=self.settings.max_image_pixels,
+        )
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self.client.get(f"/v1/jobs/{job_id}").get_json()
 
 
 @pytest.fixture
-def harness(settings: Settings, sessions: sessionmaker[Session], face_pipeline: Any
-            ) -> Iterator[Harness]:
+def harness(
+    settings: Settings, sessions: sessionmaker[Session], face_pipeline: Any
+) -> Iterator[Harness]:
     with VectorIndex(settings.milvus_uri, index_type="FLAT") as index:
         yield Harness(settings, sessions, face_pipeline, index)
 
@@ -113,7 +133,7 @@ def test_ingest_index_search_finds_the_right_person(
         assert matches[0]["label"] == label, (label, matches)
         scores = [m["score"] for m in matches]
         assert scores == sorted(scores, reverse=True)
-        assert matches[0]["image_url"] == f"/v1/images/{matches[0]['image_id']}"+"/content"
+        assert matches[0]["image_url"] == f"/v1/images/{matches[0]['image_id']}" + "/content"
 
 
 def test_albert_costa_all_five_others_in_top_10(
@@ -150,8 +170,9 @@ def test_redelivered_tasks_leave_the_same_rows(
     assert again == result
 
 
-def test_image_without_a_face_fails_its_item_with_a_reason(harness: Harness, session: Session
-                                                          ) -> None:
+def test_image_without_a_face_fails_its_item_with_a_reason(
+    harness: Harness, session: Session
+) -> None:
     job_id = harness.ingest([(blank_jpeg(), "wall.jpg")])
     job = harness.job(job_id)
     assert job["status"] == "failed"
@@ -182,10 +203,13 @@ def test_many_faces_in_one_image_are_all_found(
     harness: Harness, lfw_faces: dict[str, list[LfwImage]]
 ) -> None:
     # A 3x2 contact sheet of six different LFW photos: six faces, each searchable.
-    tiles = [np.asarray(PILImage.open(io.BytesIO(images[0].data)).convert("RGB"))
-             for images in lfw_faces.values()] + [
-             np.asarray(PILImage.open(io.BytesIO(lfw_faces["Albert_Costa"][i].data)).convert("RGB"))
-             for i in (1, 2)]
+    tiles = [
+        np.asarray(PILImage.open(io.BytesIO(images[0].data)).convert("RGB"))
+        for images in lfw_faces.values()
+    ] + [
+        np.asarray(PILImage.open(io.BytesIO(lfw_faces["Albert_Costa"][i].data)).convert("RGB"))
+        for i in (1, 2)
+    ]
     sheet = np.vstack([np.hstack(tiles[:3]), np.hstack(tiles[3:6])])
     buffer = io.BytesIO()
     PILImage.fromarray(sheet).save(buffer, format="JPEG", quality=95)

@@ -43,7 +43,7 @@ def fail_job(job_id: str, message: str) -> None:
             search.finished_at = job.finished_at
 
 
-class JobTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
+class JobTask(Task):
     """Task defaults: acknowledged late, retried with backoff on transient errors only, and
     a job that cannot be finished is marked failed with a readable reason."""
 
@@ -59,7 +59,11 @@ class JobTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
         return kwargs.get("job_id")
 
     def on_failure(
-        self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         einfo: Any,
     ) -> None:
         job_id = self.job_id_of(tuple(args), dict(kwargs))

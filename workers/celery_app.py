@@ -97,8 +97,11 @@ def reindex(*, job_id: str) -> None:
 
 def _load_models() -> None:
     pipeline = runtime.get_pipeline()
-    log.info("worker: face pipeline loaded", model=pipeline.model_name,
-             seconds=round(pipeline.load_seconds or 0.0, 2))
+    log.info(
+        "worker: face pipeline loaded",
+        model=pipeline.model_name,
+        seconds=round(pipeline.load_seconds or 0.0, 2),
+    )
 
 
 @worker_init.connect
@@ -119,11 +122,13 @@ def _on_worker_process_init(**_: Any) -> None:
 
 
 @task_prerun.connect
-def _bind_task_context(task_id: str | None = None, task: Any = None, kwargs: Any = None,
-                       **_: Any) -> None:
+def _bind_task_context(
+    task_id: str | None = None, task: Any = None, kwargs: Any = None, **_: Any
+) -> None:
     clear_context()
-    bind_context(task_id=task_id, task_name=getattr(task, "name", None),
-                 job_id=(kwargs or {}).get("job_id"))
+    bind_context(
+        task_id=task_id, task_name=getattr(task, "name", None), job_id=(kwargs or {}).get("job_id")
+    )
 
 
 @task_postrun.connect

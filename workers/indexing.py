@@ -75,9 +75,13 @@ def finish_ingest_job(session: Session, job_id: str) -> None:
         .order_by(JobItem.position)
     ).all()
     faces = session.scalar(
-        select(func.count(Face.id)).where(Face.image_id.in_(select(JobItem.image_id).where(
-            JobItem.job_id == job_id, JobItem.status == ItemStatus.SUCCEEDED
-        )))
+        select(func.count(Face.id)).where(
+            Face.image_id.in_(
+                select(JobItem.image_id).where(
+                    JobItem.job_id == job_id, JobItem.status == ItemStatus.SUCCEEDED
+                )
+            )
+        )
     )
     job.result = {"image_ids": list(image_ids), "faces": int(faces or 0)}
     job.finish()

@@ -42,19 +42,40 @@ IndexRequest = Callable[[str, str | None], None]
 @dataclass(frozen=True)
 class PendingItem:
     item_id: int
-    image_id: int
-    object_key: str
+    image_id: int | None  # None: the image was deleted before it was processed
+    object_key: str | None
 
 
 def _pending_items(session: Session, job_id: str, limit: int) -> list[PendingItem]:
     rows = session.execute(
         select(JobItem.id, Image.id, Image.object_key)
-        .join(Image, JobItem.image_id == Image.id)
+        .outerjoin(Image, JobItem.image_id == Image.id)
         .where(JobItem.job_id == job_id, JobItem.status == ItemStatus.PENDING)
         .order_by(JobItem.position)
         .limit(limit)
     ).all()
     return [PendingItem(item_id, image_id, key) for item_id, image_id, key in rows]
+
+
+def _load_batch(
+    store: ObjectStore, batch: Sequence[PendingItem], max_pixels: int
+) -> tuple[list[tuple[PendingItem, np.ndarray]], list[tuple[PendingItem, str]]]:
+    """Fetch and decode each image; what cannot be decoded fails alone, with its reason."""
+    decoded: list[tuple[PendingItem, np.ndarray]] = []
+    failures: list[tuple[PendingItem, str]] = []
+    for pending in batch:
+        if pending.object_key is None:
+            failures.append((pending, "the image was deleted before it was processed"))
+            continue
+        try:
+            array = decode_rgb(store.get(pending.object_key), max_pixels=max_pixels)
+        except ObjectNotFound:
+            failures.append((pending, "the stored image bytes are missing"))
+        except InvalidImageError as exc:
+            failures.append((pending, exc.message))
+        else:
+            decoded.append((pending, array))
+    return decoded, failures
 
 
 def _detect_isolating_failures(
@@ -97,6 +118,23 @@ def _record_faces(
         )
 
 
+def _record_outcome(
+    session: Session, pending: PendingItem, faces: Sequence[DetectedFace], model_name: str
+) -> None:
+    image = session.get(Image, pending.image_id) if pending.image_id is not None else None
+    item = session.get(JobItem, pending.item_id)
+    if item is None:
+        return  # the job was deleted while we worked
+    if image is None:
+        item.status, item.error = ItemStatus.FAILED, "the image was deleted while it was processed"
+        return
+    _record_faces(session, image, faces, model_name)
+    image.status = ImageStatus.READY if faces else ImageStatus.NO_FACE
+    image.error = None if faces else NO_FACE_REASON
+    item.status = ItemStatus.SUCCEEDED if faces else ItemStatus.FAILED
+    item.error = None if faces else NO_FACE_REASON
+
+
 def _fail_item(session: Session, item_id: int, image_id: int | None, reason: str) -> None:
     item = session.get(JobItem, item_id)
     if item is not None:
@@ -133,39 +171,17 @@ def run_ingest(
             batch = _pending_items(session, job_id, batch_size)
         if not batch:
             break
-
-        decoded: list[tuple[PendingItem, np.ndarray]] = []
-        failures: list[tuple[PendingItem, str]] = []
-        for pending in batch:
-            try:
-                array = decode_rgb(store.get(pending.object_key), max_pixels=max_pixels)
-            except ObjectNotFound:
-                failures.append((pending, "the stored image bytes are missing"))
-            except InvalidImageError as exc:
-                failures.append((pending, exc.message))
-            else:
-                decoded.append((pending, array))
-
+        decoded, failures = _load_batch(store, batch, max_pixels)
         outcomes = _detect_isolating_failures(pipeline, [array for _, array in decoded])
-
         with session_scope(sessions) as session:
             for (pending, _), outcome in zip(decoded, outcomes, strict=True):
-                image = session.get(Image, pending.image_id)
-                item = session.get(JobItem, pending.item_id)
-                if image is None or item is None:
-                    continue  # deleted while we worked: nothing left to record
                 if isinstance(outcome, Exception):
                     failures.append((pending, f"the face pipeline could not process it: {outcome}"))
-                    continue
-                _record_faces(session, image, outcome, pipeline.model_name)
-                image.status = ImageStatus.READY if outcome else ImageStatus.NO_FACE
-                image.error = None if outcome else NO_FACE_REASON
-                item.status = ItemStatus.SUCCEEDED if outcome else ItemStatus.FAILED
-                item.error = None if outcome else NO_FACE_REASON
+                else:
+                    _record_outcome(session, pending, outcome, pipeline.model_name)
             for pending, reason in failures:
                 _fail_item(session, pending.item_id, pending.image_id, reason)
-            job = session.get_one(Job, job_id)
-            refresh_progress(session, job)
+            refresh_progress(session, session.get_one(Job, job_id))
         log.info(
             "ingest: batch done",
             job_id=job_id,

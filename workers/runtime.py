@@ -47,7 +47,7 @@ def get_index() -> VectorIndex:
 @lru_cache(maxsize=1)
 def get_pipeline() -> FacePipeline:
     # Imported here: the pipeline pulls in TensorFlow, which only the workers may load.
-    from workers.pipeline import FacePipeline
+    from workers.pipeline import FacePipeline  # noqa: PLC0415
 
     settings = get_settings()
     pipeline = FacePipeline(

@@ -89,7 +89,10 @@ def run_search(
             search_face = SearchFace(
                 search_id=search_id,
                 face_index=face_index,
-                box_x=x, box_y=y, box_w=w, box_h=h,
+                box_x=x,
+                box_y=y,
+                box_w=w,
+                box_h=h,
                 confidence=face.confidence,
                 landmarks={k: list(v) for k, v in face.landmarks.items()},
             )
@@ -102,8 +105,10 @@ def run_search(
                         face_id=matched.id,
                         image_id=matched.image_id,
                         label=label,
-                        box_x=matched.box_x, box_y=matched.box_y,
-                        box_w=matched.box_w, box_h=matched.box_h,
+                        box_x=matched.box_x,
+                        box_y=matched.box_y,
+                        box_w=matched.box_w,
+                        box_h=matched.box_h,
                     )
                 )
             session.add(search_face)
