@@ -19,9 +19,9 @@ from cli.lfw import LfwImage
 from core.index import VectorIndex
 from core.settings import Settings
 from core.storage import open_store
-from models import Face, Image, ImageStatus, Job, JobStatus
+from models import Face, Image, ImageStatus, Job, JobKind, JobStatus
 from tests.test_api import make_client
-from workers.indexing import run_index
+from workers.indexing import run_index, run_reindex
 from workers.ingest import NO_FACE_REASON, run_ingest
 from workers.search import run_search
 
@@ -230,3 +230,55 @@ def test_search_skips_a_deleted_image(
     # The vector is still in Milvus (its deletion is queued): the result must not show it.
     after = harness.search(images[0].data)
     assert top["image_id"] not in {m["image_id"] for m in after["faces"][0]["matches"]}
+
+
+def test_reindex_rebuilds_milvus_from_postgres(
+    harness: Harness, lfw_faces: dict[str, list[LfwImage]], session: Session
+) -> None:
+    images = lfw_faces["Alejandro_Toledo"]
+    harness.ingest(files(images[1:]), label="Alejandro_Toledo")
+    model = harness.pipeline.model_name
+    faces = session.scalar(select(func.count(Face.id)))
+    harness.index.drop(model)  # the index is lost, Postgres is not
+    assert harness.search(images[0].data)["faces"][0]["matches"] == []
+
+    job = Job(kind=JobKind.REINDEX)
+    session.add(job)
+    session.commit()
+    run_reindex(job.id, sessions=harness.sessions, index=harness.index, batch_size=2)
+    session.refresh(job)
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.result == {"faces_indexed": {model: faces}}
+    assert harness.index.count(model) == faces
+    top = harness.search(images[0].data)["faces"][0]["matches"][0]
+    assert top["label"] == "Alejandro_Toledo"
+
+
+def test_a_task_that_cannot_finish_fails_its_job_with_the_reason(
+    harness: Harness, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers import runtime
+    from workers.celery_app import ingest_images
+
+    monkeypatch.setattr(runtime, "get_session_factory", lambda: harness.sessions)
+    job = Job(kind=JobKind.INGEST)
+    session.add(job)
+    session.commit()
+    ingest_images.on_failure(RuntimeError("disk on fire"), "task-1", (), {"job_id": job.id}, None)
+    session.refresh(job)
+    assert job.status == JobStatus.FAILED
+    assert job.error == "internal error: RuntimeError: disk on fire"
+
+
+def test_only_transient_errors_are_retried() -> None:
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from core.storage import StorageError
+    from workers.celery_app import ingest_images, run_search
+
+    for task in (ingest_images, run_search):
+        assert task.acks_late
+        assert issubclass(OperationalError, task.autoretry_for)
+        assert issubclass(StorageError, task.autoretry_for)
+        assert not issubclass(IntegrityError, task.autoretry_for)
+        assert not issubclass(ValueError, task.autoretry_for)
