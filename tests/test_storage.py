@@ -42,7 +42,7 @@ SECRET_IN_URL = "s3cr3t%2Fwith%2Bodd%3Dchars"
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server on 127.0.0.1 and a free port; stopped when the module ends."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415  (slow import, S3 tests only)
+    from moto.server import ThreadedMotoServer
 
     # werkzeug logs every request at INFO; keep test output readable.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

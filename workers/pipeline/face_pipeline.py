@@ -1,0 +1,180 @@
+"""Images in, faces with embeddings out: MTCNN -> crop -> FaceNet.
+
+One ``FacePipeline`` per worker process: loading TensorFlow and the weights costs ~7 s and
+~1.1 GB, so it is done once, lazily (``load()``, or the first call that needs it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .align import MARGIN, crop_faces
+from .detector import MIN_CONFIDENCE, MIN_FACE_SIZE, Detection, FaceDetector, validate_image
+from .embedder import FaceEmbedder, check_crops
+from .weights import DEFAULT_MODEL, get_spec, weights_path
+
+__all__ = ["Face", "FacePipeline"]
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[int, int, int, int]  # x, y, width, height; original pixels, clipped to the image
+    confidence: float
+    landmarks: dict[str, tuple[int, int]]  # left_eye, right_eye, nose, mouth_left, mouth_right
+    embedding: np.ndarray  # float32, shape (dim,), L2-normalised
+
+    def __eq__(self, other: object) -> bool:
+        # The generated __eq__ would compare arrays with ==, which is ambiguous for numpy.
+        if not isinstance(other, Face):
+            return NotImplemented
+        return (
+            self.box == other.box
+            and self.confidence == other.confidence
+            and self.landmarks == other.landmarks
+            and np.array_equal(self.embedding, other.embedding)
+        )
+
+    def __hash__(self) -> int:
+        raise TypeError("Face holds a numpy array and a dict: it is not hashable")
+
+
+class FacePipeline:
+    def __init__(
+        self,
+        *,
+        model_name: str = DEFAULT_MODEL,
+        weights_dir: Path,
+        min_confidence: float = MIN_CONFIDENCE,
+        min_face_size: int = MIN_FACE_SIZE,
+        max_faces: int = 20,
+        margin: float = MARGIN,
+        batch_size: int = 32,
+        max_detect_side: int | None = None,
+    ) -> None:
+        """``max_detect_side`` (an addition, off by default): detect on a copy downscaled to
+        this longer side, crop and embed from the original; see ``detector``."""
+        spec = get_spec(model_name)  # WeightsError now for an unknown model, not at load
+        if not 0.0 <= margin <= 2.0:
+            raise ValueError(f"margin is a fraction of the face box, in [0, 2]; got {margin}")
+        self.model_name: str = spec.name
+        self.dim: int = spec.dim
+        self.spec = spec
+        self.weights_dir = Path(weights_dir)
+        self.margin = margin
+        self.load_seconds: float | None = None
+        self._detector = FaceDetector(
+            min_confidence=min_confidence,
+            min_face_size=min_face_size,
+            max_faces=max_faces,
+            batch_size=batch_size,
+            max_detect_side=max_detect_side,
+        )
+        self._embedder: FaceEmbedder | None = None
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        # Settable on a loaded pipeline (no reload): only the chunking changes.
+        if value < 1:
+            raise ValueError(f"batch_size must be >= 1, got {value}")
+        self._batch_size = value
+        self._detector.batch_size = value
+        if self._embedder is not None:
+            self._embedder.batch_size = value
+
+    @property
+    def min_confidence(self) -> float:
+        return self._detector.min_confidence
+
+    @property
+    def min_face_size(self) -> int:
+        return self._detector.min_face_size
+
+    @property
+    def max_faces(self) -> int:
+        return self._detector.max_faces
+
+    @property
+    def loaded(self) -> bool:
+        return self._embedder is not None and self._embedder.loaded and self._detector.loaded
+
+    def load(self) -> None:
+        """Load MTCNN and FaceNet (verified weights). Idempotent; raises WeightsError."""
+        if self.loaded:
+            return
+        with self._lock:
+            if self.loaded:
+                return
+            started = time.perf_counter()
+            # Verify before the expensive TensorFlow import: a missing or corrupt file fails
+            # fast with a message that says what to do.
+            path = weights_path(self.model_name, self.weights_dir)
+            embedder = FaceEmbedder(self.spec, path, batch_size=self.batch_size)
+            embedder.load()
+            self._detector.load()
+            self._embedder = embedder
+            self.load_seconds = time.perf_counter() - started
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Faces in each HxWx3 uint8 RGB image, best first, at most ``max_faces`` each."""
+        self._validate(images)
+        self.load()
+        return self._detector.detect(images)
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """(n, 160, 160, 3) uint8 crops -> (n, dim) float32, L2-normalised, in batches."""
+        check_crops(crops, self.spec.image_size)  # before loading: bad input fails fast
+        self.load()
+        assert self._embedder is not None  # load() sets it
+        return self._embedder.embed(crops)
+
+    def process(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """One list of faces per input image, best first, at most ``max_faces`` each."""
+        self._validate(images)
+        detections = self.detect(images)
+        size = self.spec.image_size
+        crops = [
+            crop_faces(image, [d.box for d in found], margin=self.margin, size=size)
+            for image, found in zip(images, detections, strict=True)
+        ]
+        all_crops = np.concatenate(crops) if crops else np.empty((0, size, size, 3), dtype=np.uint8)
+        # All crops of the call in one go: the embedder batches across images.
+        embeddings = self.embed(all_crops)
+
+        results: list[list[Face]] = []
+        offset = 0
+        for found in detections:
+            faces = [
+                Face(
+                    box=d.box,
+                    confidence=d.confidence,
+                    landmarks=d.landmarks,
+                    embedding=embeddings[offset + k].copy(),
+                )
+                for k, d in enumerate(found)
+            ]
+            offset += len(found)
+            results.append(faces)
+        return results
+
+    @staticmethod
+    def _validate(images: Sequence[np.ndarray]) -> None:
+        # Check everything before any work so a bad image fails the call in milliseconds,
+        # not after a batch of detections.
+        if isinstance(images, np.ndarray):
+            raise ValueError(
+                "images must be a sequence of HxWx3 arrays; wrap a single image in a list"
+            )
+        for i, image in enumerate(images):
+            validate_image(image, i)
