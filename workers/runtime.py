@@ -55,6 +55,7 @@ def get_pipeline() -> FacePipeline:
         weights_dir=settings.model_dir,
         max_faces=settings.max_faces_per_image,
         batch_size=settings.pipeline_batch_size,
+        max_detect_side=settings.detect_max_side or None,
     )
     pipeline.load()
     return pipeline
