@@ -8,6 +8,7 @@ from __future__ import annotations
 from apiflask import APIFlask
 
 from api.context import EXTENSION, Services, close_db
+from api.docs import use_local_assets
 from api.errors import register_error_handlers
 from core.logging import configure_logging
 from core.queue import make_celery
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     )
     app.teardown_appcontext(close_db)
     register_error_handlers(app)
+    use_local_assets(app)
 
     from api import health, images, jobs, searches  # noqa: PLC0415 (routes need the app)
 

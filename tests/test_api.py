@@ -426,7 +426,14 @@ def test_openapi_document_describes_the_contract(client: FlaskClient) -> None:
         assert path in spec["paths"], path
     upload_body = spec["paths"]["/v1/images"]["post"]["requestBody"]
     assert "multipart/form-data" in upload_body["content"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # The UI's assets are served by the API itself: the page works without internet access.
+    assert b"cdn." not in docs.data
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/docs/assets/{asset}".encode() in docs.data
+        with client.get(f"/docs/assets/{asset}") as response:
+            assert response.status_code == 200
 
 
 def test_wrong_method_is_a_json_405(client: FlaskClient) -> None:
