@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from models.base import Base, BigIntId, JSONType, created_at, int_pk, str_enum, utcnow
@@ -66,6 +66,8 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # A client may retry a creation request safely by sending the same Idempotency-Key.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # What the job was asked to do, beyond its items (e.g. an archive's object key, options).
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[created_at]
     started_at: Mapped[datetime | None]
@@ -100,7 +102,11 @@ class JobItem(Base):
     """One input of a job (an uploaded file) and what became of it."""
 
     __tablename__ = "job_items"
-    __table_args__ = (UniqueConstraint("job_id", "position", name="uq_job_items_job_position"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "position", name="uq_job_items_job_position"),
+        # Listing a job's items by status (e.g. its failures), and finding its pending work.
+        Index("ix_job_items_job_status", "job_id", "status"),
+    )
 
     id: Mapped[int_pk]
     job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id", ondelete="CASCADE"))
