@@ -75,7 +75,7 @@ def alembic_config() -> object:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
     from alembic import command  # noqa: PLC0415

@@ -56,7 +56,7 @@ def migrate(url: str) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection  # type: ignore[attr-defined]
         config.attributes["configure_logger"] = False  # type: ignore[attr-defined]
-        command.upgrade(config, "head")  # type: ignore[arg-type]
+        command.upgrade(config, "heads")  # type: ignore[arg-type]
     engine.dispose()
 
 
