@@ -83,6 +83,26 @@ def _wait_job(client: httpx.Client, job_id: str) -> dict:
     raise RuntimeError(f"job {job_id} did not finish in time")
 
 
+def _follow_jobs(client: httpx.Client, job_ids: list[str], n_images: int) -> list[dict]:
+    """Poll every unfinished job, showing images processed, until all have finished."""
+    finished: dict[str, dict] = {}
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    with tqdm(total=n_images, unit="img", file=sys.stdout) as bar:
+        while len(finished) < len(job_ids) and time.monotonic() < deadline:
+            processed = 0
+            for job_id in job_ids:
+                job = finished.get(job_id) or client.get(f"/v1/jobs/{job_id}").json()
+                if job["status"] not in ("queued", "running"):
+                    finished[job_id] = job
+                progress = job["progress"]
+                processed += progress["done"] + progress["failed"] + progress["skipped"]
+            bar.update(processed - bar.n)
+            time.sleep(0.5)
+    if len(finished) < len(job_ids):
+        raise RuntimeError("the ingest jobs did not finish in time")
+    return [finished[job_id] for job_id in job_ids]
+
+
 def run_demo(*, archive: Path | None, min_images: int, query: str) -> int:
     started = time.monotonic()
     archive = archive or default_archive()
@@ -134,13 +154,9 @@ def run_demo(*, archive: Path | None, min_images: int, query: str) -> int:
             )
             response.raise_for_status()
             job_ids.append(response.json()["job_id"])
-        faces = failed = 0
-        with tqdm(total=n_images, unit="img", file=sys.stdout) as bar:
-            for job_id in job_ids:  # the worker takes jobs in order: wait for each in turn
-                job = _wait_job(client, job_id)
-                bar.update(job["progress"]["total"])
-                faces += job["result"].get("faces", 0)
-                failed += job["progress"]["failed"]
+        jobs = _follow_jobs(client, job_ids, n_images)
+        faces = sum(job["result"].get("faces", 0) for job in jobs)
+        failed = sum(job["progress"]["failed"] for job in jobs)
         ingest_s = time.monotonic() - ingest_started
         _say(
             f"    {n_images} images, {faces} faces, {failed} without a usable face, "
