@@ -47,8 +47,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     register_error_handlers(app)
     use_local_assets(app)
 
-    from api import health, images, jobs, searches  # noqa: PLC0415 (routes need the app)
+    from api import browse, health, images, jobs, searches  # noqa: PLC0415 (routes need the app)
 
-    for module in (health, images, jobs, searches):
+    for module in (health, images, jobs, searches, browse):
         app.register_blueprint(module.bp)
     return app

@@ -11,9 +11,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from alembic import command
+from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import create_app
+from api.context import EXTENSION
 from cli.lfw import LfwImage, default_archive, iter_images
 from cli.main import alembic_config
 from core.settings import Settings
@@ -111,6 +114,19 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         model_dir=MODEL_DIR,
         log_json=True,
     )
+
+
+def make_client(settings: Settings, sessions: sessionmaker[Session]) -> FlaskClient:
+    """A test client of the API whose requests run in the test's rolled-back transaction."""
+    app = create_app(settings)
+    app.extensions[EXTENSION].sessions = sessions
+    app.testing = True
+    return app.test_client()
+
+
+@pytest.fixture
+def client(settings: Settings, sessions: sessionmaker[Session]) -> FlaskClient:
+    return make_client(settings, sessions)
 
 
 # --- LFW -------------------------------------------------------------------------------

@@ -15,10 +15,9 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import create_app
-from api.context import EXTENSION
 from core.settings import Settings
 from models import Face, Image, ImageStatus, ItemStatus, Job, JobStatus, utcnow
+from tests.conftest import make_client
 
 
 def jpeg(seed: int = 0, size: tuple[int, int] = (80, 60)) -> bytes:
@@ -27,18 +26,6 @@ def jpeg(seed: int = 0, size: tuple[int, int] = (80, 60)) -> bytes:
     buffer = io.BytesIO()
     PILImage.fromarray(pixels).save(buffer, format="JPEG")
     return buffer.getvalue()
-
-
-def make_client(settings: Settings, sessions: sessionmaker[Session]) -> FlaskClient:
-    app = create_app(settings)
-    app.extensions[EXTENSION].sessions = sessions  # the test's rolled-back transaction
-    app.testing = True
-    return app.test_client()
-
-
-@pytest.fixture
-def client(settings: Settings, sessions: sessionmaker[Session]) -> FlaskClient:
-    return make_client(settings, sessions)
 
 
 def queued_messages(settings: Settings) -> list[dict[str, Any]]:

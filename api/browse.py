@@ -1,0 +1,178 @@
+"""Listing: the gallery's images and labels, and jobs, with filters and cursor pagination.
+
+Cursors are opaque to clients (base64 of the last row's sort key), so the order can change
+later without breaking them; a cursor is stable under inserts, unlike an offset.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+from apiflask import APIBlueprint, Schema, fields
+from apiflask.validators import Length, OneOf, Range
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from api import schemas
+from api.context import db
+from api.errors import ApiError
+from api.images import serialize_image
+from api.jobs import serialize_job
+from models import DEFAULT_GALLERY_ID, Image, ImageStatus, Job, JobKind, JobStatus
+
+bp = APIBlueprint("browse", __name__, tag="Browse")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def encode_cursor(*key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ApiError(422, "cursor: not a cursor this API returned") from exc
+    if not isinstance(key, list) or len(key) != arity:
+        raise ApiError(422, "cursor: not a cursor this API returned")
+    return key
+
+
+class PageQuery(Schema):
+    cursor = fields.String(metadata={"description": "next_cursor of the previous page"})
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=Range(min=1, max=MAX_LIMIT))
+
+
+class ImagesQuery(PageQuery):
+    label = fields.String(validate=Length(min=1, max=200))
+    status = fields.String(validate=OneOf([s.value for s in ImageStatus]))
+
+
+class JobsQuery(PageQuery):
+    kind = fields.String(validate=OneOf([k.value for k in JobKind]))
+    status = fields.String(validate=OneOf([s.value for s in JobStatus]))
+
+
+class LabelsQuery(PageQuery):
+    prefix = fields.String(validate=Length(min=1, max=200))
+
+
+# Listing schemas are their own classes: nesting the single-resource schemas here would
+# register them twice in the OpenAPI document (APIFlask names components by class).
+class ImageListed(schemas.ImageOut):
+    pass
+
+
+class JobListed(schemas.JobOut):
+    class Meta:
+        exclude = ("items",)  # a job's items are on GET /v1/jobs/{id}
+
+
+class ImagePage(Schema):
+    items = fields.List(fields.Nested(ImageListed))
+    next_cursor = fields.String(allow_none=True)
+
+
+class JobPage(Schema):
+    items = fields.List(fields.Nested(JobListed))
+    next_cursor = fields.String(allow_none=True)
+
+
+class LabelOut(Schema):
+    label = fields.String()
+    images = fields.Integer()
+
+
+class LabelPage(Schema):
+    items = fields.List(fields.Nested(LabelOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+@bp.get("/v1/images")
+@bp.input(ImagesQuery, location="query", arg_name="query")
+@bp.output(ImagePage)
+@bp.doc(summary="List gallery images, oldest first, filtered by label and status")
+def list_images(query: dict[str, Any]) -> dict[str, Any]:
+    statement = (
+        select(Image)
+        .where(Image.gallery_id == DEFAULT_GALLERY_ID)
+        .options(selectinload(Image.faces))
+        .order_by(Image.id)
+        .limit(query["limit"] + 1)
+    )
+    if "label" in query:
+        statement = statement.where(Image.label == query["label"])
+    if "status" in query:
+        statement = statement.where(Image.status == ImageStatus(query["status"]))
+    if "cursor" in query:
+        (after,) = decode_cursor(query["cursor"], 1)
+        statement = statement.where(Image.id > int(after))
+    rows = list(db().scalars(statement))
+    page, more = rows[: query["limit"]], len(rows) > query["limit"]
+    return {
+        "items": [serialize_image(image) for image in page],
+        "next_cursor": encode_cursor(page[-1].id) if more else None,
+    }
+
+
+@bp.get("/v1/jobs")
+@bp.input(JobsQuery, location="query", arg_name="query")
+@bp.output(JobPage)
+@bp.doc(summary="List jobs, newest first, filtered by kind and status")
+def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
+    statement = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(query["limit"] + 1)
+    if "kind" in query:
+        statement = statement.where(Job.kind == JobKind(query["kind"]))
+    if "status" in query:
+        statement = statement.where(Job.status == JobStatus(query["status"]))
+    if "cursor" in query:
+        created, job_id = decode_cursor(query["cursor"], 2)
+        try:
+            created_at = datetime.fromisoformat(created)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(422, "cursor: not a cursor this API returned") from exc
+        statement = statement.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+        )
+    rows = list(db().scalars(statement))
+    page, more = rows[: query["limit"]], len(rows) > query["limit"]
+    last = page[-1] if page else None
+    return {
+        "items": [serialize_job(job) for job in page],
+        "next_cursor": encode_cursor(last.created_at.isoformat(), last.id)
+        if more and last
+        else None,
+    }
+
+
+@bp.get("/v1/labels")
+@bp.input(LabelsQuery, location="query", arg_name="query")
+@bp.output(LabelPage)
+@bp.doc(summary="The gallery's labels (identities) with their image counts, alphabetically")
+def list_labels(query: dict[str, Any]) -> dict[str, Any]:
+    statement = (
+        select(Image.label, func.count(Image.id))
+        .where(Image.gallery_id == DEFAULT_GALLERY_ID, Image.label.is_not(None))
+        .group_by(Image.label)
+        .order_by(Image.label)
+        .limit(query["limit"] + 1)
+    )
+    if "prefix" in query:
+        # Escape LIKE's wildcards: a label may contain % or _.
+        escaped = query["prefix"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = statement.where(Image.label.like(f"{escaped}%", escape="\\"))
+    if "cursor" in query:
+        (after,) = decode_cursor(query["cursor"], 1)
+        statement = statement.where(Image.label > str(after))
+    rows = db().execute(statement).all()
+    page, more = rows[: query["limit"]], len(rows) > query["limit"]
+    return {
+        "items": [{"label": label, "images": count} for label, count in page],
+        "next_cursor": encode_cursor(page[-1][0]) if more else None,
+    }
