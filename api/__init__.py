@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
+from api import web
 from api.context import EXTENSION, Services, close_db
 from api.docs import use_local_assets
 from api.errors import register_error_handlers
+from api.metrics import install as install_metrics
+from api.request_log import install as install_request_log
 from core.logging import configure_logging
 from core.queue import make_celery
 from core.settings import Settings, get_settings
@@ -44,6 +47,9 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         celery=make_celery(settings),
     )
     app.teardown_appcontext(close_db)
+    install_metrics(app, app.extensions[EXTENSION])
+    app.register_blueprint(web.bp)
+    install_request_log(app)
     register_error_handlers(app)
     use_local_assets(app)
 
@@ -51,4 +57,11 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     for module in (health, images, jobs, searches, browse):
         app.register_blueprint(module.bp)
+    from api import archives, job_control  # noqa: PLC0415 (bulk archive ingest, job control)
+
+    for module in (archives, job_control):
+        app.register_blueprint(module.bp)
+    from api import webhooks  # noqa: PLC0415 (subscriptions, deliveries)
+
+    app.register_blueprint(webhooks.bp)
     return app

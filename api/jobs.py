@@ -11,6 +11,7 @@ from sqlalchemy import select
 from api import schemas
 from api.context import db
 from api.errors import ApiError
+from api.progress import job_progress
 from models import Job, JobItem, JobKind
 
 bp = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", tag="Jobs")
@@ -51,12 +52,7 @@ def serialize_job(job: Job) -> dict[str, Any]:
         "id": job.id,
         "kind": job.kind.value,
         "status": job.status.value,
-        "progress": {
-            "total": job.total,
-            "done": job.done,
-            "failed": job.failed,
-            "skipped": job.skipped,
-        },
+        "progress": job_progress(job),
         "error": job.error,
         "created_at": job.created_at,
         "started_at": job.started_at,

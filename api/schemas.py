@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apiflask import Schema, fields
-from apiflask.validators import Length, Range
+from apiflask.validators import Length, OneOf, Range
 
 
 class Box(Schema):
@@ -81,6 +81,16 @@ class Progress(Schema):
     done = fields.Integer()
     failed = fields.Integer()
     skipped = fields.Integer()
+    total_known = fields.Boolean(
+        metadata={"description": "false while an archive is still being read: total grows"}
+    )
+    images_per_s = fields.Float(
+        allow_none=True, metadata={"description": "items finished per second since the start"}
+    )
+    eta_s = fields.Float(
+        allow_none=True,
+        metadata={"description": "estimated seconds left; null when unknown or finished"},
+    )
 
 
 class JobItemOut(Schema):
@@ -109,6 +119,24 @@ class JobOut(Schema):
     )
 
 
+class JobItemsQuery(Schema):
+    status = fields.String(
+        validate=OneOf(["pending", "succeeded", "failed", "skipped"]),
+        metadata={"description": "only items in this status"},
+    )
+    cursor = fields.Integer(
+        validate=Range(min=-1), metadata={"description": "`next_cursor` of the previous page"}
+    )
+    limit = fields.Integer(load_default=100, validate=Range(min=1, max=1000))
+
+
+class JobItemsOut(Schema):
+    items = fields.List(fields.Nested(JobItemOut))
+    next_cursor = fields.Integer(
+        allow_none=True, metadata={"description": "pass as `cursor` for the next page; null: last"}
+    )
+
+
 # --- searches -------------------------------------------------------------------------
 
 
@@ -119,6 +147,14 @@ class SearchIn(Schema):
         validate=Range(min=1, max=100),
         metadata={"description": "matches per face (default 10, at most 100)"},
     )
+    callback_url = fields.String(
+        load_default=None,
+        validate=Length(min=1, max=2048),
+        metadata={
+            "description": "an http(s) URL told when the search finishes (search.completed "
+            "or search.failed), signed with the `callback_secret` of the answer"
+        },
+    )
 
 
 class SearchCreatedOut(Schema):
@@ -127,6 +163,9 @@ class SearchCreatedOut(Schema):
     status = fields.String()
     job_url = fields.String()
     search_url = fields.String()
+    callback_secret = fields.String(
+        metadata={"description": "with a callback_url: the secret that signs its delivery"}
+    )
 
 
 class MatchOut(Schema):
@@ -157,3 +196,88 @@ class SearchOut(Schema):
     finished_at = fields.DateTime(allow_none=True)
     query = fields.Dict(metadata={"description": "width, height and image_url of the query"})
     faces = fields.List(fields.Nested(SearchFaceOut))
+
+
+# --- webhooks -------------------------------------------------------------------------
+
+WEBHOOK_EVENT_TYPES = ["search.completed", "search.failed", "job.completed"]
+
+
+class WebhookIn(Schema):
+    url = fields.String(
+        required=True,
+        validate=Length(min=1, max=2048),
+        metadata={"description": "an http(s) URL on a public address"},
+    )
+    events = fields.List(
+        fields.String(validate=OneOf(WEBHOOK_EVENT_TYPES)),
+        required=True,
+        validate=Length(min=1),
+        metadata={"description": "any of " + ", ".join(WEBHOOK_EVENT_TYPES)},
+    )
+
+
+class WebhookOut(Schema):
+    id = fields.String()
+    url = fields.String()
+    events = fields.List(fields.String())
+    active = fields.Boolean()
+    created_at = fields.DateTime()
+    secret_rotated_at = fields.DateTime(allow_none=True)
+    previous_secret_expires_at = fields.DateTime(
+        allow_none=True, metadata={"description": "until when the old secret also signs"}
+    )
+    deliveries_url = fields.String()
+    secret = fields.String(
+        metadata={"description": "the signing secret: only in the answers to creation and rotation"}
+    )
+
+
+class WebhookListOut(Schema):
+    webhooks = fields.List(fields.Nested(WebhookOut))
+
+
+class RotateSecretIn(Schema):
+    previous_valid_s = fields.Integer(
+        load_default=0,
+        validate=Range(min=0, max=7 * 24 * 3600),
+        metadata={
+            "description": "seconds during which deliveries are signed with the old secret "
+            "too (default 0: it stops at once; at most 7 days)"
+        },
+    )
+
+
+class DeliveryQuery(Schema):
+    limit = fields.Integer(load_default=None, validate=Range(min=1, max=500))
+
+
+class DeliveryAttemptOut(Schema):
+    number = fields.Integer()
+    attempted_at = fields.DateTime()
+    status_code = fields.Integer(allow_none=True, metadata={"description": "null: no answer"})
+    latency_ms = fields.Integer(allow_none=True)
+    succeeded = fields.Boolean()
+    error = fields.String(allow_none=True)
+    response_excerpt = fields.String(
+        allow_none=True, metadata={"description": "the first 2 KiB of the answer's body"}
+    )
+
+
+class DeliveryOut(Schema):
+    id = fields.String()
+    event_id = fields.String(metadata={"description": "the same on every attempt: dedupe on it"})
+    event_type = fields.String()
+    subscription_id = fields.String(allow_none=True)
+    search_id = fields.String(allow_none=True, metadata={"description": "for a callback_url"})
+    url = fields.String()
+    status = fields.String(metadata={"description": "pending, succeeded or failed"})
+    attempts = fields.Integer()
+    next_attempt_at = fields.DateTime(allow_none=True)
+    last_attempt_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    attempt_log = fields.List(fields.Nested(DeliveryAttemptOut))
+
+
+class DeliveryListOut(Schema):
+    deliveries = fields.List(fields.Nested(DeliveryOut))

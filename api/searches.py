@@ -15,10 +15,12 @@ from api.errors import ApiError
 from api.images import image_url
 from api.jobs import existing_job_for_key, job_url
 from api.uploads import read_upload, store_upload
+from api.webhooks import check_webhook_url
 from core.logging import get_logger
 from core.queue import SEARCH_TASK
 from core.storage import ObjectNotFound
-from models import DEFAULT_GALLERY_ID, Job, JobKind, Search
+from core.webhook_signing import new_secret
+from models import DEFAULT_GALLERY_ID, Job, JobKind, Search, SearchCallback
 
 log = get_logger(__name__)
 bp = APIBlueprint("searches", __name__, url_prefix="/v1/searches", tag="Searches")
@@ -58,6 +60,9 @@ def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
     if key and (job := existing_job_for_key(key, JobKind.SEARCH)) is not None:
         existing = db().query(Search).filter_by(job_id=job.id).one()
         return search_created(existing)
+    callback_url: str | None = body.get("callback_url")
+    if callback_url:
+        check_webhook_url(callback_url)  # refused before any work is done
 
     upload = read_upload(
         file, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
@@ -84,9 +89,16 @@ def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
     )
     session.add_all([job, search])
     session.flush()
+    callback = None
+    if callback_url:
+        callback = SearchCallback(search_id=search.id, url=callback_url, secret=new_secret())
+        session.add(callback)
     send_after_commit(job, SEARCH_TASK, job_id=job.id, search_id=search.id)
     log.info("search created", job_id=job.id, search_id=search.id, top_k=top_k)
-    return search_created(search)
+    answer, status, headers = search_created(search)
+    if callback is not None:
+        answer["callback_secret"] = callback.secret  # shown this once
+    return answer, status, headers
 
 
 def serialize_search(search: Search) -> dict[str, Any]:

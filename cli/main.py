@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 
+from cli.search import search as search_command
+from cli.webhooks import webhooks as webhooks_command
 from core.settings import get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -91,12 +94,20 @@ def db_upgrade(revision: str) -> None:
 # --- processes ------------------------------------------------------------------------
 
 
+def _multiprocess_metrics() -> None:
+    """Several processes (gunicorn workers, prefork children) share one /metrics through
+    prometheus_client's multiprocess mode: a folder of their values, empty at start."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="facesearch-metrics-")
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", "processes", default=2, show_default=True, type=int)
 def serve(host: str, port: int, processes: int) -> None:
     """Run the HTTP API under gunicorn."""
+    _multiprocess_metrics()
     args = [
         sys.executable,
         "-m",
@@ -110,8 +121,7 @@ def serve(host: str, port: int, processes: int) -> None:
         "4",
         "--timeout",
         "120",
-        "--access-logfile",
-        "-",
+        # No access log: the app writes one structured line per request (api/request_log.py).
     ]
     os.execvp(args[0], args)  # noqa: S606 (replaces this process by design)
 
@@ -142,6 +152,8 @@ def worker(queues: str, concurrency: int | None, pool: str | None) -> None:
         # milvus-lite admits one process per path: the worker must be one process.
         pool = pool or "solo"
     pool = pool or "prefork"
+    if pool == "prefork":
+        _multiprocess_metrics()  # before the metrics module is imported below
     from workers.celery_app import celery_app  # noqa: PLC0415
 
     argv = [
@@ -189,6 +201,25 @@ def reindex(wait: bool) -> None:
 
 
 @cli.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--url", envvar="FACESEARCH_URL", default="http://127.0.0.1:8000", show_default=True)
+@click.option(
+    "--label-from",
+    type=click.Choice(["folder", "filename", "none"]),
+    default="folder",
+    show_default=True,
+    help="Where each image's label comes from (LFW: its folder).",
+)
+@click.option("--poll", "poll_s", default=1.0, show_default=True, help="Seconds between polls.")
+def ingest(path: Path, url: str, label_from: str, poll_s: float) -> None:
+    """Upload an archive (.tgz/.tar/.zip) through the API and follow its job to the end."""
+    from cli.ingest import run  # noqa: PLC0415
+
+    job = run(path, url=url, label_from=label_from, poll_s=poll_s)
+    sys.exit(0 if job["status"] in ("succeeded", "partial") else 1)
+
+
+@cli.command()
 @click.option(
     "--archive",
     type=click.Path(path_type=Path),
@@ -208,6 +239,77 @@ def demo(archive: Path | None, min_images: int, query: str) -> None:
     from cli.demo import run_demo  # noqa: PLC0415
 
     sys.exit(run_demo(archive=archive, min_images=min_images, query=query))
+
+
+@cli.command("eval")
+@click.option(
+    "--archive",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="LFW archive (default: LFW_ARCHIVE or ../shared/lfw/lfw-deepfunneled.tgz).",
+)
+@click.option(
+    "--pairs",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="LFW pairs.txt for 10-fold verification (default: beside the archive).",
+)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    multiple=True,
+    help="A named pipeline (repeatable; default: all): resnet50-knn, mtcnn-resnet50-knn, "
+    "facenet-nodetect-knn, mtcnn-facenet-knn, mtcnn-facenet-milvus.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("docs"),
+    show_default=True,
+    help="Folder of the report: evaluation.md, evaluation.json and two PNGs.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Embedding cache, by image hash (default: DATA_DIR/eval-cache).",
+)
+@click.option(
+    "--resnet50-weights",
+    type=click.Path(path_type=Path),
+    envvar="RESNET50_WEIGHTS",
+    default=None,
+    help="Keras ResNet50 ImageNet no-top weights (.h5); without it the ResNet50 rows are "
+    "reported as not run.",
+)
+@click.option("--depth", default=100, show_default=True, help="Rank depth asked of the index.")
+def eval_command(
+    *,
+    archive: Path | None,
+    pairs: Path | None,
+    pipelines: tuple[str, ...],
+    out_dir: Path,
+    cache_dir: Path | None,
+    resnet50_weights: Path | None,
+    depth: int,
+) -> None:
+    """Measure retrieval quality on LFW: every pipeline, one report (Markdown, JSON, PNG)."""
+    from evaluation.command import run_eval  # noqa: PLC0415 (lazy: TensorFlow, matplotlib)
+
+    run_eval(
+        archive=archive,
+        pairs=pairs,
+        pipelines=list(pipelines),
+        out_dir=out_dir,
+        cache_dir=cache_dir,
+        resnet50_weights=resnet50_weights,
+        depth=depth,
+    )
+
+
+cli.add_command(search_command)
+cli.add_command(webhooks_command)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,10 @@ SEARCH_TASK = "facesearch.run_search"
 INDEX_TASK = "facesearch.index_faces"
 DELETE_VECTORS_TASK = "facesearch.delete_vectors"
 REINDEX_TASK = "facesearch.reindex"
+ARCHIVE_TASK = "facesearch.ingest_archive"
+# Webhook deliveries share the pipeline queue: they are short (bounded by timeouts) and
+# need no model, so any worker can send them.
+DELIVER_WEBHOOK_TASK = "facesearch.deliver_webhook"
 
 ROUTES = {
     INGEST_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
@@ -31,6 +35,8 @@ ROUTES = {
     INDEX_TASK: {"queue": INDEX_QUEUE, "routing_key": INDEX_QUEUE},
     DELETE_VECTORS_TASK: {"queue": INDEX_QUEUE, "routing_key": INDEX_QUEUE},
     REINDEX_TASK: {"queue": INDEX_QUEUE, "routing_key": INDEX_QUEUE},
+    ARCHIVE_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
+    DELIVER_WEBHOOK_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
 }
 
 
@@ -54,7 +60,8 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
         # An unacked task of a killed worker comes back after this many seconds (FACTS:
         # the default of 3,600 s leaves a job stuck for an hour). Longer than any task.
         return settings.broker_url, {
-            "visibility_timeout": settings.task_time_limit_s + 60,
+            "visibility_timeout": settings.broker_visibility_timeout_s
+            or settings.task_time_limit_s + 60,
             "unacked_restore_throttle": 1,
         }
     return settings.broker_url, {}

@@ -56,6 +56,35 @@ class Settings(BaseSettings):
     task_time_limit_s: int = Field(default=900, ge=10)
     # Faces written per index task; FACTS: batches of ~2,000 insert at ~7,000 rows/s.
     index_batch_size: int = Field(default=2000, ge=1)
+    # A killed worker's unacked task comes back after this many seconds (Redis). Empty: the
+    # task time limit + 60 s. It must stay longer than any task runs, or a live task is
+    # delivered twice.
+    broker_visibility_timeout_s: int | None = Field(default=None, ge=1)
+
+    # Archives (POST /v1/archives). One archive task runs at most this long, then queues its
+    # own continuation: tasks stay far below the time limit, whatever the archive's size.
+    max_archive_bytes: int = Field(default=50 * 1024 * MEBIBYTE, ge=1)
+    archive_task_budget_s: int = Field(default=300, ge=1)
+    # Members recorded per commit while scanning an archive (what a kill can cost to redo).
+    archive_scan_batch: int = Field(default=64, ge=1, le=10_000)
+    # Tasks that share an archive's pipeline work once it is read (they never take the same
+    # items): the number of pipeline worker processes, so that all of them are kept busy.
+    archive_parallel_tasks: int = Field(default=1, ge=1, le=64)
+
+    # Webhooks (POST /v1/webhooks, a search's callback_url). Destinations in private,
+    # loopback, link-local or reserved ranges are refused unless listed here: comma-separated
+    # host names, addresses or CIDRs (e.g. "127.0.0.1,10.1.0.0/16,hooks.internal").
+    webhook_allowed_hosts: str = ""
+    webhook_connect_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_read_timeout_s: float = Field(default=10.0, gt=0)
+    # Attempts per delivery, and the first retry's delay: it doubles at each attempt (with
+    # jitter), so 10 attempts from 45 s span about 6 h (workers/webhooks.py).
+    webhook_max_attempts: int = Field(default=10, ge=1, le=30)
+    webhook_retry_base_s: float = Field(default=45.0, ge=0)
+
+    # A worker serves its Prometheus metrics here (0: off). Loopback unless told otherwise.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a terminal

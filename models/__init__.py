@@ -15,14 +15,27 @@ from models.job import (
     JobKind,
     JobStatus,
     refresh_progress,
+    skip_pending_items,
 )
 from models.search import Search, SearchFace, SearchMatch
+from models.webhook import (
+    DeliveryAttempt,
+    DeliveryStatus,
+    EventType,
+    SearchCallback,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 
 __all__ = [
     "DEFAULT_GALLERY_ID",
     "DEFAULT_GALLERY_NAME",
     "FINISHED_STATUSES",
     "Base",
+    "DeliveryAttempt",
+    "DeliveryStatus",
+    "EventType",
     "Face",
     "Gallery",
     "Image",
@@ -33,9 +46,14 @@ __all__ = [
     "JobKind",
     "JobStatus",
     "Search",
+    "SearchCallback",
     "SearchFace",
     "SearchMatch",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
     "refresh_progress",
+    "skip_pending_items",
     "utcnow",
     "vector_to_bytes",
 ]

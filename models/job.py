@@ -10,7 +10,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from models.base import Base, BigIntId, JSONType, created_at, int_pk, str_enum, utcnow
@@ -20,6 +30,7 @@ class JobKind(enum.StrEnum):
     INGEST = "ingest"  # add uploaded images to the gallery
     SEARCH = "search"  # find the faces of one query image
     REINDEX = "reindex"  # rebuild the vector index from Postgres
+    ARCHIVE = "archive"  # add the images of an uploaded archive to the gallery
 
 
 class JobStatus(enum.StrEnum):
@@ -133,3 +144,18 @@ def refresh_progress(session: Session, job: Job) -> None:
     job.done = counts.get(ItemStatus.SUCCEEDED, 0)
     job.failed = counts.get(ItemStatus.FAILED, 0)
     job.skipped = counts.get(ItemStatus.SKIPPED, 0)
+
+
+def skip_pending_items(session: Session, job_id: str, reason: str) -> int:
+    """Mark the job's pending items skipped with ``reason`` (a cancelled job); return how many.
+
+    Items that a worker holds locked are waited for, then left as the worker recorded them:
+    what was done is kept.
+    """
+    result = session.execute(
+        update(JobItem)
+        .where(JobItem.job_id == job_id, JobItem.status == ItemStatus.PENDING)
+        .values(status=ItemStatus.SKIPPED, error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

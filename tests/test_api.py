@@ -68,7 +68,11 @@ def test_upload_answers_202_with_job_location_and_queues_one_task(
 
     job = client.get(response.headers["Location"]).get_json()
     assert job["kind"] == "ingest"
-    assert job["progress"] == {"total": 2, "done": 0, "failed": 0, "skipped": 0}
+    assert job["progress"] == {"total": 2, "done": 0, "failed": 0, "skipped": 0} | {
+        "total_known": True,
+        "images_per_s": None,
+        "eta_s": None,
+    }
     assert {
         "id",
         "kind",

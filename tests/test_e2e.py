@@ -8,16 +8,20 @@ gallery, and the top match is the right person.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import random
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from flask.testing import FlaskClient
@@ -32,6 +36,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 WORKER_READY_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 180
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +74,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, s3_url: str, redis_url: str
 ) -> Iterator[tuple[Settings, subprocess.Popen[bytes], Path]]:
     data_dir = tmp_path_factory.mktemp("e2e")
+    metrics_port = free_port()
     database_url = create_database()
     migrate(database_url)
     env = {
@@ -76,6 +87,7 @@ def stack(
         "MILVUS_INDEX_TYPE": "FLAT",
         "MODEL_DIR": str(MODEL_DIR),
         "LOG_JSON": "true",
+        "WORKER_METRICS_PORT": str(metrics_port),
     }
     settings = Settings(
         data_dir=data_dir,
@@ -84,6 +96,7 @@ def stack(
         storage_url=s3_url,
         milvus_uri=env["MILVUS_URI"],
         model_dir=MODEL_DIR,
+        worker_metrics_port=metrics_port,
     )
     log_path = data_dir / "worker.log"
     with log_path.open("wb") as log:
@@ -183,3 +196,136 @@ def test_a_query_without_a_face_fails_with_a_reason(
     job = wait_for_job(client, response.get_json()["job_id"], stack[2])
     assert job["status"] == "failed"
     assert job["error"] == "no face found in the query image"
+
+
+def test_the_worker_serves_its_metrics(
+    stack: tuple[Settings, subprocess.Popen[bytes], Path],
+    client: FlaskClient,
+    lfw_faces: dict[str, list[LfwImage]],
+) -> None:
+    image = lfw_faces["Albert_Costa"][0]
+    response = client.post(
+        "/v1/searches",
+        data={"file": (io.BytesIO(image.data), image.name)},
+        content_type="multipart/form-data",
+    )
+    wait_for_job(client, response.get_json()["job_id"], stack[2])
+    port = stack[0].worker_metrics_port
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert (
+        'facesearch_task_duration_seconds_count{outcome="success",task="facesearch.run_search"}'
+        in text
+    )
+    load = [line for line in text.splitlines() if line.startswith("facesearch_model_load_seconds{")]
+    assert load, text
+    assert float(load[0].rsplit(" ", 1)[1]) > 0
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags for a sandboxed headless run on a machine without network access or a display.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def served_api(stack: tuple[Settings, subprocess.Popen[bytes], Path]) -> Iterator[str]:
+    """The API on a real HTTP port (127.0.0.1), in a thread, for the browser."""
+    from werkzeug.serving import make_server
+
+    app = create_app(stack[0])
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    app.extensions[EXTENSION].close()
+
+
+def test_the_web_page_finds_the_person_in_a_photo(
+    stack: tuple[Settings, subprocess.Popen[bytes], Path],
+    client: FlaskClient,
+    served_api: str,
+    lfw_faces: dict[str, list[LfwImage]],
+    tmp_path: Path,
+) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("the browser test needs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    images = lfw_faces["Abdullah_Gul"]
+    files = [(io.BytesIO(i.data), i.name) for i in images[1:]]
+    response = client.post(
+        "/v1/images",
+        data={"file": files, "label": "Abdullah_Gul"},
+        content_type="multipart/form-data",
+    )
+    wait_for_job(client, response.get_json()["job_id"], stack[2])
+    query = tmp_path / images[0].name
+    query.write_bytes(images[0].data)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(served_api + "/")
+            page.set_input_files("#search-file", str(query))
+            page.click("#search-submit")
+            page.wait_for_selector(".match", timeout=60_000)
+            assert page.locator(".box").count() >= 1  # the face is boxed on the photo
+            first = page.locator(".face").first.locator(".match").first
+            assert first.get_attribute("data-label") == "Abdullah_Gul"
+            assert "face" in page.locator("#search-status").inner_text()
+            page.screenshot(path=str(stack[0].data_dir / "web-search.png"), full_page=True)
+
+            page.goto(served_api + "/#gallery")
+            page.wait_for_selector("#labels li[data-label='Abdullah_Gul']")
+            page.click("#labels li[data-label='Abdullah_Gul']")
+            page.wait_for_selector("#gallery-images .thumb")
+            assert page.locator("#gallery-images .thumb").count() == len(images) - 1
+        finally:
+            browser.close()
+
+
+def test_the_cli_searches_a_running_server(
+    stack: tuple[Settings, subprocess.Popen[bytes], Path],
+    client: FlaskClient,
+    served_api: str,
+    lfw_faces: dict[str, list[LfwImage]],
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    images = lfw_faces["Alejandro_Toledo"]
+    files = [(io.BytesIO(i.data), i.name) for i in images[1:]]  # a repeat is skipped: harmless
+    response = client.post(
+        "/v1/images",
+        data={"file": files, "label": "Alejandro_Toledo"},
+        content_type="multipart/form-data",
+    )
+    wait_for_job(client, response.get_json()["job_id"], stack[2])
+    query = tmp_path / "query.jpg"
+    query.write_bytes(lfw_faces["Alejandro_Toledo"][0].data)
+    runner = CliRunner()
+    table = runner.invoke(cli, ["search", str(query), "--url", served_api, "--top-k", "3"])
+    assert table.exit_code == 0, table.output
+    assert "face 1 at x=" in table.output
+    assert "Alejandro_Toledo" in table.output.splitlines()[2]  # the first match's row
+
+    as_json = runner.invoke(cli, ["search", str(query), "--url", served_api, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output)["faces"][0]["matches"][0]["label"] == "Alejandro_Toledo"
+
+    unreachable = runner.invoke(cli, ["search", str(query), "--url", "http://127.0.0.1:9"])
+    assert unreachable.exit_code == 1
+    assert "cannot reach http://127.0.0.1:9" in unreachable.output

@@ -187,7 +187,8 @@ def test_partial_job_when_some_images_have_no_face(
     job_id = harness.ingest([(blank_jpeg(), "wall.jpg"), *files(lfw_faces["Albert_Costa"][:2])])
     job = harness.job(job_id)
     assert job["status"] == "partial"
-    assert job["progress"] == {"total": 3, "done": 2, "failed": 1, "skipped": 0}
+    counters = {k: job["progress"][k] for k in ("total", "done", "failed", "skipped")}
+    assert counters == {"total": 3, "done": 2, "failed": 1, "skipped": 0}
 
 
 def test_search_without_a_face_fails_with_a_reason(harness: Harness) -> None:

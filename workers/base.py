@@ -13,6 +13,7 @@ from core.storage import StorageError
 from models import Job, JobStatus, Search
 from models.db import session_scope
 from workers import runtime
+from workers.webhooks import queue_deliveries, record_job_event, record_search_events
 
 log = get_logger(__name__)
 
@@ -29,18 +30,21 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def fail_job(job_id: str, message: str) -> None:
-    """Mark a job (and its search, if any) failed, unless it already finished."""
+def fail_job(job_id: str, message: str) -> list[str]:
+    """Mark a job (and its search, if any) failed, unless it already finished. Returns the
+    webhook deliveries (search.failed, job.completed) to send after this commit."""
     with session_scope(runtime.get_session_factory()) as session:
         job = session.get(Job, job_id)
         if job is None or job.status.finished:
-            return
+            return []
         job.finish(JobStatus.FAILED, error=message)
         search = session.query(Search).filter_by(job_id=job_id).one_or_none()
         if search is not None and not search.status.finished:
             search.status = JobStatus.FAILED
             search.error = message
             search.finished_at = job.finished_at
+            return record_search_events(session, search)
+        return record_job_event(session, job)
 
 
 class JobTask(Task):
@@ -70,6 +74,7 @@ class JobTask(Task):
         log.error("task failed", task=self.name, job_id=job_id, error=repr(exc))
         if job_id:
             try:
-                fail_job(job_id, f"internal error: {type(exc).__name__}: {exc}")
+                deliveries = fail_job(job_id, f"internal error: {type(exc).__name__}: {exc}")
+                queue_deliveries(self.app, deliveries)
             except Exception:  # the database itself may be what failed; the log has it
                 log.exception("could not record the failure on the job", job_id=job_id)

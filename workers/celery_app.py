@@ -7,13 +7,17 @@ Each task is a thin wrapper that hands its ids to a plain function (tested direc
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
 
 from core.logging import bind_context, clear_context, configure_logging, get_logger
+from core.metrics import MODEL_LOAD_SECONDS, TASK_DURATION, start_metrics_server
 from core.queue import (
+    ARCHIVE_TASK,
     DELETE_VECTORS_TASK,
+    DELIVER_WEBHOOK_TASK,
     INDEX_TASK,
     INGEST_TASK,
     REINDEX_TASK,
@@ -22,7 +26,13 @@ from core.queue import (
 )
 from core.settings import get_settings
 from workers import runtime
-from workers.base import JobTask
+from workers.base import TRANSIENT_ERRORS, JobTask
+from workers.webhooks import (
+    DeliveryPolicy,
+    attempt_delivery,
+    max_countdown_s,
+    queue_deliveries,
+)
 
 log = get_logger(__name__)
 
@@ -49,6 +59,28 @@ def ingest_images(*, job_id: str) -> None:
     )
 
 
+@celery_app.task(name=ARCHIVE_TASK, base=JobTask)
+def ingest_archive(*, job_id: str) -> None:
+    from workers.archives import run_archive  # noqa: PLC0415
+
+    settings = get_settings()
+    run_archive(
+        job_id,
+        sessions=runtime.get_session_factory(),
+        store=runtime.get_store(),
+        pipeline=runtime.get_pipeline(),
+        request_index=request_index,
+        # Bounded runs: the rest of a long archive is a new message, not a long task.
+        continue_later=lambda: celery_app.send_task(ARCHIVE_TASK, kwargs={"job_id": job_id}),
+        batch_size=settings.pipeline_batch_size,
+        max_pixels=settings.max_image_pixels,
+        max_member_bytes=settings.max_upload_bytes,
+        scan_batch=settings.archive_scan_batch,
+        budget_s=settings.archive_task_budget_s,
+        parallel_tasks=settings.archive_parallel_tasks,
+    )
+
+
 @celery_app.task(name=SEARCH_TASK, base=JobTask)
 def run_search(*, job_id: str, search_id: str) -> None:
     from workers.search import run_search as run  # noqa: PLC0415
@@ -60,6 +92,7 @@ def run_search(*, job_id: str, search_id: str) -> None:
         pipeline=runtime.get_pipeline(),
         index=runtime.get_index(),
         max_pixels=get_settings().max_image_pixels,
+        send_deliveries=lambda ids: queue_deliveries(celery_app, ids),
     )
 
 
@@ -73,6 +106,7 @@ def index_faces(model_name: str, *, job_id: str | None = None) -> None:
         sessions=runtime.get_session_factory(),
         index=runtime.get_index(),
         batch_size=get_settings().index_batch_size,
+        send_deliveries=lambda ids: queue_deliveries(celery_app, ids),
     )
 
 
@@ -92,11 +126,47 @@ def reindex(*, job_id: str) -> None:
         sessions=runtime.get_session_factory(),
         index=runtime.get_index(),
         batch_size=get_settings().index_batch_size,
+        send_deliveries=lambda ids: queue_deliveries(celery_app, ids),
     )
+
+
+def _schedule_delivery(delivery_id: str, attempt: int, not_before: float) -> None:
+    countdown = min(max(0.0, not_before - time.time()), max_countdown_s(get_settings()))
+    celery_app.send_task(
+        DELIVER_WEBHOOK_TASK,
+        kwargs={"delivery_id": delivery_id, "attempt": attempt, "not_before": not_before},
+        countdown=countdown,
+    )
+
+
+@celery_app.task(
+    name=DELIVER_WEBHOOK_TASK,
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+)
+def deliver_webhook(*, delivery_id: str, attempt: int, not_before: float | None = None) -> None:
+    """Attempt ``attempt`` of a delivery once ``not_before`` (unix time) has come, then
+    schedule the next attempt if one is due. Long waits are a chain of short countdowns."""
+    if not_before is not None and not_before - time.time() > 1:
+        _schedule_delivery(delivery_id, attempt, not_before)
+        return
+    delay = attempt_delivery(
+        delivery_id,
+        attempt,
+        sessions=runtime.get_session_factory(),
+        policy=DeliveryPolicy.from_settings(get_settings()),
+    )
+    if delay is not None:
+        _schedule_delivery(delivery_id, attempt + 1, time.time() + delay)
 
 
 def _load_models() -> None:
     pipeline = runtime.get_pipeline()
+    MODEL_LOAD_SECONDS.labels(pipeline.model_name).set(pipeline.load_seconds or 0.0)
     log.info(
         "worker: face pipeline loaded",
         model=pipeline.model_name,
@@ -108,6 +178,14 @@ def _load_models() -> None:
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
+    if settings.worker_metrics_port:
+        # In this (main) process: with PROMETHEUS_MULTIPROC_DIR set (`facesearch worker` sets
+        # it for prefork), it serves every child's task metrics too.
+        start_metrics_server(settings.worker_metrics_port, settings.worker_metrics_host)
+        log.info(
+            "worker: metrics",
+            url=f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics",
+        )
     # A solo or threads pool runs tasks in this process: load the model now, not on the
     # first task. A prefork pool loads in each child instead (TensorFlow is not fork-safe).
     pool = str(getattr(sender, "pool_cls", "")).lower()
@@ -121,16 +199,29 @@ def _on_worker_process_init(**_: Any) -> None:
     _load_models()
 
 
+# Task start times by task id, for the duration histogram (tasks of one process only).
+_task_started: dict[str, float] = {}
+
+
 @task_prerun.connect
 def _bind_task_context(
     task_id: str | None = None, task: Any = None, kwargs: Any = None, **_: Any
 ) -> None:
     clear_context()
+    if task_id:
+        _task_started[task_id] = time.perf_counter()
     bind_context(
         task_id=task_id, task_name=getattr(task, "name", None), job_id=(kwargs or {}).get("job_id")
     )
 
 
 @task_postrun.connect
-def _clear_task_context(**_: Any) -> None:
+def _observe_task(
+    task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any
+) -> None:
+    started = _task_started.pop(task_id or "", None)
+    if started is not None:
+        TASK_DURATION.labels(
+            getattr(task, "name", "unknown"), (state or "unknown").lower()
+        ).observe(time.perf_counter() - started)
     clear_context()

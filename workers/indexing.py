@@ -14,8 +14,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.index import VectorIndex
 from core.logging import get_logger
-from models import Face, Image, ItemStatus, Job, JobItem, JobStatus, refresh_progress, utcnow
+from models import (
+    Face,
+    Image,
+    ItemStatus,
+    Job,
+    JobItem,
+    JobKind,
+    JobStatus,
+    refresh_progress,
+    utcnow,
+)
 from models.db import session_scope
+from workers.webhooks import SendDeliveries, record_job_event
 
 log = get_logger(__name__)
 
@@ -56,15 +67,18 @@ def index_pending(
         log.info("index: batch written", model=model_name, faces=len(face_ids), total=written)
 
 
-def finish_ingest_job(session: Session, job_id: str) -> None:
-    """Close an ingest job once nothing of it is pending; its result lists what it made."""
+def finish_ingest_job(session: Session, job_id: str) -> list[str]:
+    """Close an ingest job once nothing of it is pending; its result lists what it made.
+    Returns the webhook deliveries (job.completed) to send after the commit."""
     job = session.get(Job, job_id)
     if job is None or job.status.finished:
-        return
+        return []
+    if job.kind == JobKind.ARCHIVE and not job.params.get("scanned"):
+        return []  # members are still being read from the archive: more items will come
     refresh_progress(session, job)
     pending = job.total - job.done - job.failed - job.skipped
     if pending:
-        return  # the ingest task is still at work (or will be redelivered)
+        return []  # the ingest task is still at work (or will be redelivered)
     image_ids = session.scalars(
         select(JobItem.image_id)
         .where(
@@ -85,6 +99,7 @@ def finish_ingest_job(session: Session, job_id: str) -> None:
     )
     job.result = {"image_ids": list(image_ids), "faces": int(faces or 0)}
     job.finish()
+    return record_job_event(session, job)
 
 
 def run_index(
@@ -94,11 +109,14 @@ def run_index(
     sessions: sessionmaker[Session],
     index: VectorIndex,
     batch_size: int,
+    send_deliveries: SendDeliveries | None = None,
 ) -> None:
     index_pending(model_name, sessions=sessions, index=index, batch_size=batch_size)
     if job_id is not None:
         with session_scope(sessions) as session:
-            finish_ingest_job(session, job_id)
+            deliveries = finish_ingest_job(session, job_id)
+        if deliveries and send_deliveries is not None:
+            send_deliveries(deliveries)
 
 
 def delete_vectors(model_name: str, face_ids: Sequence[int], *, index: VectorIndex) -> None:
@@ -106,7 +124,12 @@ def delete_vectors(model_name: str, face_ids: Sequence[int], *, index: VectorInd
 
 
 def run_reindex(
-    job_id: str, *, sessions: sessionmaker[Session], index: VectorIndex, batch_size: int
+    job_id: str,
+    *,
+    sessions: sessionmaker[Session],
+    index: VectorIndex,
+    batch_size: int,
+    send_deliveries: SendDeliveries | None = None,
 ) -> None:
     """Rebuild the index of every model from Postgres: drop, mark unindexed, write again."""
     with session_scope(sessions) as session:
@@ -130,3 +153,6 @@ def run_reindex(
         job.total = job.done = sum(counts.values())
         job.result = {"faces_indexed": counts}
         job.finish(JobStatus.SUCCEEDED)
+        deliveries = record_job_event(session, job)
+    if deliveries and send_deliveries is not None:
+        send_deliveries(deliveries)

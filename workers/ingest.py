@@ -6,6 +6,7 @@ replaced, not appended, so a redelivered task leaves the same rows behind.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -46,13 +47,17 @@ class PendingItem:
     object_key: str | None
 
 
-def _pending_items(session: Session, job_id: str, limit: int) -> list[PendingItem]:
+def _claim_pending(session: Session, job_id: str, limit: int) -> list[PendingItem]:
+    """The next pending items, locked for this transaction. SKIP LOCKED lets several workers
+    share one job (an archive) without taking the same items; SQLite ignores the clause,
+    which is fine for its single embedded worker."""
     rows = session.execute(
         select(JobItem.id, Image.id, Image.object_key)
         .outerjoin(Image, JobItem.image_id == Image.id)
         .where(JobItem.job_id == job_id, JobItem.status == ItemStatus.PENDING)
         .order_by(JobItem.position)
         .limit(limit)
+        .with_for_update(of=JobItem, skip_locked=True)
     ).all()
     return [PendingItem(item_id, image_id, key) for item_id, image_id, key in rows]
 
@@ -146,6 +151,52 @@ def _fail_item(session: Session, item_id: int, image_id: int | None, reason: str
         image.error = reason
 
 
+def process_pending(
+    job_id: str,
+    *,
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    pipeline: FacePipeline,
+    request_index: IndexRequest,
+    batch_size: int,
+    max_pixels: int,
+    deadline: float | None = None,
+) -> bool:
+    """Detect and embed the job's pending items, one batch per transaction.
+
+    Returns True once no pending item is left, False when it stopped early: the job was
+    cancelled (checked between batches) or ``deadline`` (``time.monotonic()``) passed.
+    Each batch stays locked until its outcome is committed, so a killed worker's batch is
+    simply pending again for the next one, and nothing is recorded twice.
+    """
+    while True:
+        with session_scope(sessions) as session:
+            job = session.get(Job, job_id)
+            if job is None or job.status.finished:
+                return False  # deleted or cancelled: what was done is kept
+            batch = _claim_pending(session, job_id, batch_size)
+            if not batch:
+                return True
+            decoded, failures = _load_batch(store, batch, max_pixels)
+            outcomes = _detect_isolating_failures(pipeline, [array for _, array in decoded])
+            for (pending, _), outcome in zip(decoded, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    failures.append((pending, f"the face pipeline could not process it: {outcome}"))
+                else:
+                    _record_outcome(session, pending, outcome, pipeline.model_name)
+            for pending, reason in failures:
+                _fail_item(session, pending.item_id, pending.image_id, reason)
+            refresh_progress(session, job)
+        log.info("ingest: batch done", job_id=job_id, images=len(batch), failed=len(failures))
+        if len(batch) < batch_size:
+            return True  # that was the last batch (the caller's final request covers it)
+        # After the commit above (the indexer reads these rows), so that a long job's faces
+        # become searchable while it runs.
+        request_index(pipeline.model_name, None)
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+
+
 def run_ingest(
     job_id: str,
     *,
@@ -166,33 +217,15 @@ def run_ingest(
             return
         job.start()
 
-    while True:
-        with session_scope(sessions) as session:
-            batch = _pending_items(session, job_id, batch_size)
-        if not batch:
-            break
-        decoded, failures = _load_batch(store, batch, max_pixels)
-        outcomes = _detect_isolating_failures(pipeline, [array for _, array in decoded])
-        with session_scope(sessions) as session:
-            for (pending, _), outcome in zip(decoded, outcomes, strict=True):
-                if isinstance(outcome, Exception):
-                    failures.append((pending, f"the face pipeline could not process it: {outcome}"))
-                else:
-                    _record_outcome(session, pending, outcome, pipeline.model_name)
-            for pending, reason in failures:
-                _fail_item(session, pending.item_id, pending.image_id, reason)
-            refresh_progress(session, session.get_one(Job, job_id))
-        log.info(
-            "ingest: batch done",
-            job_id=job_id,
-            images=len(batch),
-            failed=len(failures),
-        )
-        if len(batch) < batch_size:
-            break  # that was the last batch: the request below covers it
-        # After the commit above (the indexer reads these rows), so that a long job's faces
-        # become searchable while it runs.
-        request_index(pipeline.model_name, None)
-
-    # The indexer closes the job once its faces are searchable.
-    request_index(pipeline.model_name, job_id)
+    drained = process_pending(
+        job_id,
+        sessions=sessions,
+        store=store,
+        pipeline=pipeline,
+        request_index=request_index,
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+    )
+    if drained:
+        # The indexer closes the job once its faces are searchable.
+        request_index(pipeline.model_name, job_id)

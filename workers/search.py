@@ -13,6 +13,7 @@ from core.storage import ObjectNotFound, ObjectStore
 from models import Face, Image, JobStatus, Search, SearchFace, SearchMatch, utcnow
 from models.db import session_scope
 from workers.pipeline import FacePipeline
+from workers.webhooks import SendDeliveries, record_search_events
 
 log = get_logger(__name__)
 
@@ -22,7 +23,11 @@ log = get_logger(__name__)
 HIT_SLACK = 16
 
 
-def _finish(session: Session, search: Search, status: JobStatus, error: str | None = None) -> None:
+def _finish(
+    session: Session, search: Search, status: JobStatus, error: str | None = None
+) -> list[str]:
+    """Close the search and its job; returns the webhook deliveries to send after the commit
+    (recorded in this transaction, so an event exists exactly when its result does)."""
     search.status = status
     search.error = error
     search.finished_at = utcnow()
@@ -32,11 +37,19 @@ def _finish(session: Session, search: Search, status: JobStatus, error: str | No
     job.failed = 0 if status == JobStatus.SUCCEEDED else 1
     job.result = {"search_id": search.id}
     job.finish(status, error=error)
+    return record_search_events(session, search)
 
 
-def _fail(sessions: sessionmaker[Session], search_id: str, reason: str) -> None:
+def _fail(
+    sessions: sessionmaker[Session],
+    search_id: str,
+    reason: str,
+    send_deliveries: SendDeliveries | None,
+) -> None:
     with session_scope(sessions) as session:
-        _finish(session, session.get_one(Search, search_id), JobStatus.FAILED, reason)
+        deliveries = _finish(session, session.get_one(Search, search_id), JobStatus.FAILED, reason)
+    if deliveries and send_deliveries is not None:
+        send_deliveries(deliveries)
     log.info("search: failed", search_id=search_id, reason=reason)
 
 
@@ -48,7 +61,10 @@ def run_search(
     pipeline: FacePipeline,
     index: VectorIndex,
     max_pixels: int,
+    send_deliveries: SendDeliveries | None = None,
 ) -> None:
+    """Run a search. ``send_deliveries`` queues its webhook deliveries once its result is
+    committed (None leaves them pending, e.g. in tests that do not deliver)."""
     with session_scope(sessions) as session:
         search = session.get(Search, search_id)
         if search is None:
@@ -63,14 +79,14 @@ def run_search(
     try:
         array = decode_rgb(store.get(key), max_pixels=max_pixels)
     except ObjectNotFound:
-        _fail(sessions, search_id, "the stored query image is missing")
+        _fail(sessions, search_id, "the stored query image is missing", send_deliveries)
         return
     except InvalidImageError as exc:
-        _fail(sessions, search_id, exc.message)
+        _fail(sessions, search_id, exc.message, send_deliveries)
         return
     faces = pipeline.process([array])[0]
     if not faces:
-        _fail(sessions, search_id, "no face found in the query image")
+        _fail(sessions, search_id, "no face found in the query image", send_deliveries)
         return
 
     hits = index.search(
@@ -113,7 +129,9 @@ def run_search(
                 )
             session.add(search_face)
         search.model_name = pipeline.model_name
-        _finish(session, search, JobStatus.SUCCEEDED)
+        deliveries = _finish(session, search, JobStatus.SUCCEEDED)
+    if deliveries and send_deliveries is not None:
+        send_deliveries(deliveries)
     log.info("search: done", search_id=search_id, faces=len(faces))
 
 

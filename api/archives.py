@@ -1,0 +1,167 @@
+"""Archives: a tar/zip of images streamed into the object store, ingested by a job.
+
+The request body is never held in memory: a raw body is copied from the socket to the
+store in chunks; a multipart file is spooled to a temporary file by Werkzeug (in memory up
+to 500 KB), then copied the same way. The worker reads the archive back from the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import IO, Any
+
+from apiflask import APIBlueprint
+from flask import request
+
+from api import schemas
+from api.context import db, services
+from api.enqueue import send_after_commit
+from api.errors import ApiError
+from api.jobs import existing_job_for_key, job_created
+from core.archives import LABEL_SOURCES, SNIFF_BYTES, PrefixedStream, sniff_format
+from core.logging import get_logger
+from core.queue import ARCHIVE_TASK
+from core.storage import ObjectNotFound, StorageError, validate_key
+from models import Job, JobKind
+from models.job import new_uuid
+
+log = get_logger(__name__)
+bp = APIBlueprint("archives", __name__, url_prefix="/v1/archives", tag="Archives")
+
+NOT_AN_ARCHIVE = "the upload is not a tar, tar.gz/bz2/xz or zip archive"
+
+
+class _Counting(io.RawIOBase):
+    """Counts and hashes what the store reads through it."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        n = len(data)
+        memoryview(buffer)[:n] = data
+        self.size += n
+        self.sha256.update(data)
+        return n
+
+
+def _label_from(value: str | None) -> str:
+    label_from = (value or "folder").strip().lower()
+    if label_from not in LABEL_SOURCES:
+        raise ApiError(
+            422,
+            f"label_from must be one of {', '.join(LABEL_SOURCES)}, not {value!r}",
+            code="invalid_label_from",
+        )
+    return label_from
+
+
+def _store_stream(stream: IO[bytes], key: str) -> dict[str, Any]:
+    """Sniff the first bytes, then stream the whole body to the store under ``key``."""
+    head = stream.read(SNIFF_BYTES)
+    if not head:
+        raise ApiError(400, "the archive is empty", code="empty")
+    if sniff_format(head) is None:
+        raise ApiError(415, NOT_AN_ARCHIVE, code="not_an_archive")
+    counting = _Counting(io.BufferedReader(PrefixedStream(head, stream)))
+    try:
+        services().store.put_stream(
+            key, io.BufferedReader(counting, buffer_size=1024 * 1024), length=None
+        )
+    except StorageError as exc:
+        log.exception("archive upload to the store failed", key=key)
+        raise ApiError(503, "the object store is unavailable; try again shortly") from exc
+    return {"size_bytes": counting.size, "sha256": counting.sha256.hexdigest()}
+
+
+def _from_store(object_key: Any) -> dict[str, Any]:
+    """A JSON body names an archive already in the store (e.g. put there by a bulk copy)."""
+    if not isinstance(object_key, str):
+        raise ApiError(422, "object_key must be a string naming an object in the store")
+    try:
+        validate_key(object_key)
+        with services().store.open(object_key) as stream:
+            head = stream.read(SNIFF_BYTES)
+    except ObjectNotFound as exc:
+        raise ApiError(404, f"there is no object {object_key!r} in the store") from exc
+    except ValueError as exc:
+        raise ApiError(422, f"object_key is not a valid key: {exc}") from exc
+    except StorageError as exc:
+        raise ApiError(503, "the object store is unavailable; try again shortly") from exc
+    if sniff_format(head) is None:
+        raise ApiError(415, NOT_AN_ARCHIVE, code="not_an_archive")
+    return {"object_key": object_key, "uploaded": False}
+
+
+@bp.post("")
+@bp.output(schemas.JobCreatedOut, status_code=202)
+@bp.doc(
+    summary="Add the images of an archive to the gallery",
+    description="Send a `.tar`, `.tar.gz`/`.tgz`, `.tar.bz2`, `.tar.xz` or `.zip` as the raw "
+    "request body (`Content-Type: application/octet-stream`, options in the query string), "
+    "as a multipart part named `file` (options as form fields), or send JSON "
+    '`{"object_key": "...", "label_from": "folder"}` naming an archive already in the object '
+    "store. `label_from`: `folder` (default; LFW's `Name/Name_0001.jpg` gives `Name`), "
+    "`filename` (`Name_0001.jpg` gives `Name`) or `none`. The archive is streamed to the "
+    "store, never held in memory, and an `archive` job reads it member by member: unsafe or "
+    "unusable members are failed items with a reason, repeated images are skipped items. "
+    "Poll the job at the `Location` header; list failures at `/v1/jobs/{id}/items?status=failed`.",
+    responses={
+        202: "Accepted: an archive job was created",
+        400: "Empty body",
+        404: "object_key names no object",
+        413: "Larger than MAX_ARCHIVE_BYTES",
+        415: "Not a tar or zip archive",
+        422: "Invalid option",
+    },
+)
+def upload_archive() -> tuple[dict[str, Any], int, dict[str, str]]:
+    settings = services().settings
+    # This route alone may receive more than MAX_REQUEST_BYTES: it streams to the store.
+    request.max_content_length = settings.max_archive_bytes
+    if (request.content_length or 0) > settings.max_archive_bytes:
+        raise ApiError(
+            413, f"the archive is larger than the limit of {settings.max_archive_bytes:,} bytes"
+        )
+    key = request.headers.get("Idempotency-Key")
+    if key and (job := existing_job_for_key(key, JobKind.ARCHIVE)) is not None:
+        return job_created(job)
+
+    job_id = new_uuid()
+    object_key = f"archives/{job_id}"
+    params: dict[str, Any]
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(400, 'send a JSON object: {"object_key": "...", "label_from": "..."}')
+        label_from = _label_from(body.get("label_from"))
+        params = _from_store(body.get("object_key"))
+    elif request.mimetype == "multipart/form-data":
+        label_from = _label_from(request.form.get("label_from"))
+        upload = request.files.get("file")
+        if upload is None:
+            raise ApiError(400, "send the archive as a multipart part named 'file'")
+        params = {"object_key": object_key, "uploaded": True, "filename": upload.filename}
+        params |= _store_stream(upload.stream, object_key)
+    else:
+        label_from = _label_from(request.args.get("label_from"))
+        params = {
+            "object_key": object_key,
+            "uploaded": True,
+            "filename": request.args.get("filename"),
+        }
+        params |= _store_stream(request.stream, object_key)
+
+    job = Job(id=job_id, kind=JobKind.ARCHIVE, idempotency_key=key)
+    job.params = {**params, "label_from": label_from}
+    db().add(job)
+    send_after_commit(job, ARCHIVE_TASK, job_id=job.id)
+    log.info("archive job created", job_id=job.id, size_bytes=params.get("size_bytes"))
+    return job_created(job)

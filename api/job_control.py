@@ -1,0 +1,87 @@
+"""A job's items page by page (large archives), and cancelling a job that is still running."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+from sqlalchemy import select
+
+from api import schemas
+from api.context import db
+from api.errors import ApiError
+from api.jobs import serialize_job
+from models import ItemStatus, Job, JobItem, JobKind, JobStatus, refresh_progress
+from models import skip_pending_items as skip_pending
+
+bp = APIBlueprint("job_control", __name__, url_prefix="/v1/jobs", tag="Jobs")
+
+CANCELLABLE = (JobKind.INGEST, JobKind.ARCHIVE)
+CANCELLED_REASON = "the job was cancelled before this item was processed"
+
+
+def _job_or_404(job_id: str, *, lock: bool = False) -> Job:
+    job = db().get(Job, job_id, with_for_update=lock)
+    if job is None:
+        raise ApiError(404, f"there is no job {job_id}")
+    return job
+
+
+@bp.get("/<job_id>/items")
+@bp.input(schemas.JobItemsQuery, location="query", arg_name="query")
+@bp.output(schemas.JobItemsOut)
+@bp.doc(
+    summary="A job's items, in member order, page by page",
+    description="Keyset pagination on the item position: pass the answer's `next_cursor` as "
+    "`cursor` for the next page. `status=failed` lists every failure with its reason.",
+    responses={404: "No such job"},
+)
+def list_items(job_id: str, query: dict[str, Any]) -> dict[str, Any]:
+    _job_or_404(job_id)
+    limit: int = query["limit"]
+    statement = select(JobItem).where(JobItem.job_id == job_id)
+    if "status" in query:
+        statement = statement.where(JobItem.status == ItemStatus(query["status"]))
+    if query.get("cursor") is not None:
+        statement = statement.where(JobItem.position > query["cursor"])
+    items = db().scalars(statement.order_by(JobItem.position).limit(limit + 1)).all()
+    page = items[:limit]
+    return {
+        "items": [
+            {
+                "position": i.position,
+                "name": i.name,
+                "status": i.status.value,
+                "image_id": i.image_id,
+                "error": i.error,
+            }
+            for i in page
+        ],
+        "next_cursor": page[-1].position if len(items) > limit else None,
+    }
+
+
+@bp.post("/<job_id>/cancel")
+@bp.output(schemas.JobOut, status_code=200)
+@bp.doc(
+    summary="Cancel a running ingest or archive job, keeping what was done",
+    description="Items not yet processed become `skipped` with a reason; the worker stops "
+    "between batches. Images already processed stay in the gallery.",
+    responses={404: "No such job", 409: "The job already finished or cannot be cancelled"},
+)
+def cancel_job(job_id: str) -> dict[str, Any]:
+    session = db()
+    job = _job_or_404(job_id)
+    if job.kind not in CANCELLABLE:
+        raise ApiError(409, f"a {job.kind} job cannot be cancelled", code="not_cancellable")
+    if job.status.finished:
+        raise ApiError(409, f"the job already finished ({job.status})", code="already_finished")
+    # Items first, then the job row: the same order a worker locks them in (no deadlock).
+    skip_pending(session, job_id, CANCELLED_REASON)
+    job = _job_or_404(job_id, lock=True)
+    session.refresh(job)
+    if not job.status.finished:
+        job.finish(JobStatus.CANCELLED, error="cancelled on request")
+    refresh_progress(session, job)
+    session.commit()
+    return serialize_job(job)

@@ -1,0 +1,238 @@
+"""Webhooks: subscribe a URL to events, see what each delivery got, deliver again.
+
+A subscription's signing secret is in the answer to its creation and to a rotation, never
+in any other answer. Destinations are checked before anything is stored
+(``core.destinations``) and again before each delivery.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import url_for
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from api import schemas
+from api.context import db, services
+from api.enqueue import SEND_RETRY_POLICY
+from api.errors import ApiError
+from core.destinations import AllowList, UnsafeDestinationError, check_destination
+from core.logging import get_logger
+from core.queue import DELIVER_WEBHOOK_TASK
+from core.webhook_signing import new_secret
+from models import DeliveryStatus, WebhookDelivery, WebhookSubscription, utcnow
+
+log = get_logger(__name__)
+bp = APIBlueprint("webhooks", __name__, url_prefix="/v1", tag="Webhooks")
+
+DEFAULT_DELIVERY_PAGE = 50
+
+
+def check_webhook_url(url: str) -> None:
+    """Refuse (422) a URL that deliveries could not or must not be sent to."""
+    allow = AllowList.parse(services().settings.webhook_allowed_hosts)
+    try:
+        check_destination(url, allow)
+    except UnsafeDestinationError as exc:
+        raise ApiError(422, f"{url}: {exc.message}", code=exc.code) from exc
+
+
+def serialize_subscription(sub: WebhookSubscription, *, secret: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": sub.id,
+        "url": sub.url,
+        "events": sub.events,
+        "active": sub.active,
+        "created_at": sub.created_at,
+        "secret_rotated_at": sub.secret_rotated_at,
+        "previous_secret_expires_at": sub.previous_secret_expires_at,
+        "deliveries_url": url_for("webhooks.list_deliveries", webhook_id=sub.id),
+    }
+    if secret:
+        body["secret"] = sub.secret
+    return body
+
+
+def serialize_delivery(delivery: WebhookDelivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event.type.value,
+        "subscription_id": delivery.subscription_id,
+        "search_id": delivery.callback_search_id,
+        "url": delivery.url,
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at,
+        "last_attempt_at": delivery.last_attempt_at,
+        "created_at": delivery.created_at,
+        "attempt_log": [
+            {
+                "number": a.number,
+                "attempted_at": a.attempted_at,
+                "status_code": a.status_code,
+                "latency_ms": a.latency_ms,
+                "succeeded": a.succeeded,
+                "error": a.error,
+                "response_excerpt": a.response_excerpt,
+            }
+            for a in delivery.attempt_log
+        ],
+    }
+
+
+def _subscription_or_404(webhook_id: str) -> WebhookSubscription:
+    sub = db().get(WebhookSubscription, webhook_id)
+    if sub is None:
+        raise ApiError(404, f"there is no webhook {webhook_id}")
+    return sub
+
+
+@bp.post("/webhooks")
+@bp.input(schemas.WebhookIn, arg_name="body")
+@bp.output(schemas.WebhookOut, status_code=201)
+@bp.doc(
+    summary="Subscribe a URL to events",
+    description="Answers with the subscription and its signing `secret`, shown this once "
+    "(rotate it to get a new one). Deliveries are JSON POSTs signed in "
+    "`Facesearch-Signature`; see the README's Webhooks section to verify them.",
+    responses={201: "Subscribed", 422: "Invalid input, or a refused destination"},
+)
+def create_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    check_webhook_url(body["url"])
+    session = db()
+    sub = WebhookSubscription(
+        url=body["url"],
+        events=sorted(set(body["events"])),
+        secret=new_secret(),
+        active=True,
+    )
+    session.add(sub)
+    session.commit()
+    log.info("webhook subscribed", webhook_id=sub.id, events=sub.events)
+    location = url_for("webhooks.get_webhook", webhook_id=sub.id)
+    return serialize_subscription(sub, secret=True), 201, {"Location": location}
+
+
+@bp.get("/webhooks")
+@bp.output(schemas.WebhookListOut)
+@bp.doc(summary="Every webhook subscription (without secrets)")
+def list_webhooks() -> dict[str, Any]:
+    subs = db().scalars(select(WebhookSubscription).order_by(WebhookSubscription.created_at))
+    return {"webhooks": [serialize_subscription(s) for s in subs]}
+
+
+@bp.get("/webhooks/<webhook_id>")
+@bp.output(schemas.WebhookOut)
+@bp.doc(summary="A webhook subscription (without its secret)", responses={404: "No such webhook"})
+def get_webhook(webhook_id: str) -> dict[str, Any]:
+    return serialize_subscription(_subscription_or_404(webhook_id))
+
+
+@bp.delete("/webhooks/<webhook_id>")
+@bp.output({}, status_code=204)
+@bp.doc(
+    summary="Unsubscribe: no further deliveries; its delivery log goes too",
+    responses={404: "No such webhook"},
+)
+def delete_webhook(webhook_id: str) -> tuple[str, int]:
+    session = db()
+    session.delete(_subscription_or_404(webhook_id))
+    session.commit()
+    log.info("webhook deleted", webhook_id=webhook_id)
+    return "", 204
+
+
+@bp.post("/webhooks/<webhook_id>/rotate-secret")
+@bp.input(schemas.RotateSecretIn, arg_name="body")
+@bp.output(schemas.WebhookOut)
+@bp.doc(
+    summary="Replace the signing secret",
+    description="Answers with the new `secret`, shown this once. Every delivery from now on, "
+    "retries of earlier events included, is signed with it. With `previous_valid_s`, "
+    "deliveries carry a signature by the old secret too until then (a second `v1`), so the "
+    "receiver can switch without missing anything; otherwise the old one stops at once.",
+    responses={404: "No such webhook"},
+)
+def rotate_secret(webhook_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    session = db()
+    sub = _subscription_or_404(webhook_id)
+    now = utcnow()
+    grace = body.get("previous_valid_s") or 0
+    sub.previous_secret = sub.secret if grace else None
+    sub.previous_secret_expires_at = now + timedelta(seconds=grace) if grace else None
+    sub.secret = new_secret()
+    sub.secret_rotated_at = now
+    session.commit()
+    log.info("webhook secret rotated", webhook_id=webhook_id, previous_valid_s=grace)
+    return serialize_subscription(sub, secret=True)
+
+
+@bp.get("/webhooks/<webhook_id>/deliveries")
+@bp.input(schemas.DeliveryQuery, location="query", arg_name="query")
+@bp.output(schemas.DeliveryListOut)
+@bp.doc(
+    summary="A webhook's deliveries, newest first, with every attempt",
+    responses={404: "No such webhook"},
+)
+def list_deliveries(webhook_id: str, query: dict[str, Any]) -> dict[str, Any]:
+    _subscription_or_404(webhook_id)
+    deliveries = db().scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.subscription_id == webhook_id)
+        .options(selectinload(WebhookDelivery.attempt_log), selectinload(WebhookDelivery.event))
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id)
+        .limit(query.get("limit") or DEFAULT_DELIVERY_PAGE)
+    )
+    return {"deliveries": [serialize_delivery(d) for d in deliveries]}
+
+
+def _delivery_or_404(delivery_id: str, *, lock: bool = False) -> WebhookDelivery:
+    delivery = db().get(WebhookDelivery, delivery_id, with_for_update=lock)
+    if delivery is None:
+        raise ApiError(404, f"there is no delivery {delivery_id}")
+    return delivery
+
+
+@bp.get("/deliveries/<delivery_id>")
+@bp.output(schemas.DeliveryOut)
+@bp.doc(summary="A delivery and its attempts", responses={404: "No such delivery"})
+def get_delivery(delivery_id: str) -> dict[str, Any]:
+    return serialize_delivery(_delivery_or_404(delivery_id))
+
+
+@bp.post("/deliveries/<delivery_id>/redeliver")
+@bp.output(schemas.DeliveryOut, status_code=202)
+@bp.doc(
+    summary="Deliver an event again now",
+    description="Queues one more attempt at once, whatever the delivery's status; the event "
+    "(its id and body) is the same, so a receiver that already has it can ignore it. If "
+    "the delivery was still retrying, its schedule goes on from this attempt.",
+    responses={202: "An attempt is queued", 404: "No such delivery", 503: "Broker down"},
+)
+def redeliver(delivery_id: str) -> tuple[dict[str, Any], int]:
+    session = db()
+    delivery = _delivery_or_404(delivery_id, lock=True)
+    delivery.status = DeliveryStatus.PENDING
+    delivery.next_attempt_at = utcnow()
+    attempt = delivery.attempts + 1
+    session.commit()
+    try:
+        services().celery.send_task(
+            DELIVER_WEBHOOK_TASK,
+            kwargs={"delivery_id": delivery_id, "attempt": attempt},
+            retry=True,
+            retry_policy=SEND_RETRY_POLICY,
+        )
+    except Exception as exc:  # kombu raises several types for "broker unreachable"
+        log.exception("could not queue a redelivery", delivery_id=delivery_id)
+        raise ApiError(
+            503,
+            "the task queue is unavailable; the delivery stays pending, try again shortly",
+            details={"delivery_id": delivery_id},
+        ) from exc
+    log.info("webhook redelivery queued", delivery_id=delivery_id, attempt=attempt)
+    return serialize_delivery(delivery), 202

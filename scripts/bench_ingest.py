@@ -1,0 +1,409 @@
+"""Benchmark archive ingest against a naive one-image-at-a-time loop, on the distributed stack.
+
+Each phase gets its own fresh stack: a Postgres database, a Redis database, a bucket on an
+S3 server (moto, in this process, on loopback), a ``milvus-lite server`` on loopback, the
+API under gunicorn (``facesearch serve``) and Celery workers (``facesearch worker``):
+
+- archive: ``facesearch ingest``'s code path: the archive streamed to ``POST /v1/archives``,
+  then the job polled until it ends;
+- naive: for each image of the same archive, one ``POST /v1/images`` with one file, then
+  poll its job until it ends, then the next image (what a loop of curl calls does).
+
+Printed per phase: images, faces, wall time, images/s, faces/s, and the peak RSS of the API
+processes and of each worker process (sampled every 0.2 s with psutil), plus the worker's RSS
+after its first 10% of images and at the end (a leak shows as growth between the two).
+
+    .venv/bin/python scripts/bench_ingest.py --limit 1000
+    .venv/bin/python scripts/bench_ingest.py                    # all 13,233 LFW images
+    .venv/bin/python scripts/bench_ingest.py --limit 1000 --skip-naive --pipeline-workers 2
+
+Needs Postgres and Redis on 127.0.0.1 (as the tests do) and the FaceNet weights in MODEL_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+import psycopg
+import redis
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from cli.ingest import summary, upload  # noqa: E402
+from cli.lfw import default_archive  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+READY_TIMEOUT_S = 180
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def lfw_members(archive: Path, limit: int | None) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
+    """(TarInfo, bytes) of the archive's JPEG files, in order, streamed."""
+    with tarfile.open(archive, mode="r|*") as tar:
+        count = 0
+        for member in tar:
+            if not member.isfile() or not member.name.endswith(".jpg"):
+                continue
+            extracted = tar.extractfile(member)
+            if extracted is None:
+                continue
+            yield member, extracted.read()
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+
+def write_subset(archive: Path, limit: int, target: Path) -> None:
+    with tarfile.open(target, mode="w:gz") as out:
+        for member, data in lfw_members(archive, limit):
+            out.addfile(member, io.BytesIO(data))
+
+
+# --- the stack ------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    url: str
+    env: dict[str, str]
+    api: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not listen on port {port}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    name = f"facesearch_bench_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + (
+            f"/{name}"
+        )
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def stack(folder: Path, s3_endpoint: str, redis_db: int, pipeline_workers: int) -> Iterator[Stack]:
+    folder.mkdir(parents=True, exist_ok=True)
+    broker = f"redis://127.0.0.1:6379/{redis_db}"
+    redis.Redis.from_url(broker).flushdb()
+    with ExitStack() as cleanup, database() as database_url:
+        milvus_port = free_port()
+        milvus_log = (folder / "milvus.log").open("wb")
+        cleanup.callback(milvus_log.close)
+        milvus = subprocess.Popen(
+            [
+                str(Path(PYTHON).parent / "milvus-lite"),
+                "server",
+                "--data-dir",
+                str(folder / "milvus"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(milvus_port),
+            ],
+            stdout=milvus_log,
+            stderr=subprocess.STDOUT,
+        )
+        cleanup.callback(stop, milvus)
+        wait_port(milvus_port, milvus, "milvus-lite server")
+        env = {
+            **os.environ,
+            "DATA_DIR": str(folder),
+            "DATABASE_URL": database_url,
+            "BROKER_URL": broker,
+            "STORAGE_URL": f"s3://bench:bench@{s3_endpoint}/bench-{folder.name}",
+            "MILVUS_URI": f"http://127.0.0.1:{milvus_port}",
+            "LOG_LEVEL": "WARNING",
+            "LOG_JSON": "true",
+            "ARCHIVE_PARALLEL_TASKS": str(max(pipeline_workers, 1)),
+        }
+        subprocess.run(
+            [PYTHON, "-m", "cli.main", "db", "upgrade"], env=env, cwd=PROJECT_ROOT, check=True
+        )
+        api_port = free_port()
+        api_log = (folder / "api.log").open("wb")
+        cleanup.callback(api_log.close)
+        api = subprocess.Popen(
+            [PYTHON, "-m", "cli.main", "serve", "--port", str(api_port), "--workers", "1"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=api_log,
+            stderr=subprocess.STDOUT,
+        )
+        cleanup.callback(stop, api)
+        wait_port(api_port, api, "the API")
+        result = Stack(url=f"http://127.0.0.1:{api_port}", env=env, api=api)
+        # One worker owns the index queue (one Milvus writer); the others run the pipeline.
+        for n in range(pipeline_workers):
+            queues = "pipeline,index" if n == 0 else "pipeline"
+            log_path = folder / f"worker{n}.log"
+            log = log_path.open("wb")
+            cleanup.callback(log.close)
+            worker = subprocess.Popen(
+                [PYTHON, "-m", "cli.main", "worker", "--queues", queues, "--pool", "solo"],
+                env={**env, "LOG_LEVEL": "INFO"},
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            cleanup.callback(stop, worker)
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while b"ready." not in log_path.read_bytes():
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("worker failed: " + log_path.read_text()[-2000:])
+                time.sleep(0.3)
+            result.workers.append(worker)
+        yield result
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+class RssMonitor:
+    """Peak RSS of each process (a process and its children: gunicorn's master + workers)."""
+
+    def __init__(self, groups: dict[str, int]) -> None:
+        self.groups = groups
+        self.peak: dict[str, int] = {}
+        self.current: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for name, pid in self.groups.items():
+            try:
+                root = psutil.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for i, proc in enumerate(procs):
+                label = name if i == 0 else f"{name}/child{i}"
+                try:
+                    rss = proc.memory_info().rss
+                except psutil.NoSuchProcess:
+                    continue
+                self.current[label] = rss
+                self.peak[label] = max(self.peak.get(label, 0), rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self._sample()
+
+    def __enter__(self) -> RssMonitor:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Result:
+    name: str
+    images: int = 0
+    faces: int = 0
+    wall_s: float = 0.0
+    peak_rss: dict[str, int] = field(default_factory=dict)
+    worker_rss_early: int = 0
+    worker_rss_end: int = 0
+    notes: str = ""
+
+
+def run_archive_phase(s: Stack, archive: Path, total: int) -> Result:
+    result = Result("archive")
+    groups = {"api": s.api.pid} | {f"worker{i}": w.pid for i, w in enumerate(s.workers)}
+    timeout = httpx.Timeout(30.0, read=600.0)
+    with RssMonitor(groups) as monitor, httpx.Client(base_url=s.url, timeout=timeout) as client:
+        started = time.monotonic()
+        job_url = upload(client, archive, "folder", quiet=True)  # what `facesearch ingest` does
+        say(f"archive stored in {time.monotonic() - started:.1f} s; job {job_url}")
+        while True:
+            job = client.get(job_url).json()
+            progress = job["progress"]
+            finished = progress["done"] + progress["failed"] + progress["skipped"]
+            if not result.worker_rss_early and finished >= max(total // 10, 1):
+                result.worker_rss_early = monitor.current.get("worker0", 0)
+            if job["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.5)
+        result.wall_s = time.monotonic() - started
+        result.worker_rss_end = monitor.current.get("worker0", 0)
+        say(summary(client, job, result.wall_s))
+    result.images = progress["done"] + progress["failed"]
+    result.faces = int(job["result"].get("faces", 0))
+    result.peak_rss = monitor.peak
+    result.notes = f"status {job['status']}, failed {progress['failed']} (no face or unusable)"
+    return result
+
+
+def run_naive_phase(s: Stack, archive: Path, limit: int | None, total: int) -> Result:
+    result = Result("naive")
+    groups = {"api": s.api.pid} | {f"worker{i}": w.pid for i, w in enumerate(s.workers)}
+    with RssMonitor(groups) as monitor, httpx.Client(base_url=s.url, timeout=60) as client:
+        started = time.monotonic()
+        for n, (member, data) in enumerate(lfw_members(archive, limit), start=1):
+            label = Path(member.name).parent.name
+            response = client.post(
+                "/v1/images",
+                files={"file": (Path(member.name).name, data, "image/jpeg")},
+                data={"label": label},
+            )
+            response.raise_for_status()
+            job_url = response.headers["Location"]
+            while True:
+                job = client.get(job_url).json()
+                if job["status"] not in ("queued", "running"):
+                    break
+                time.sleep(0.02)
+            result.images += 1
+            result.faces += int(job["result"].get("faces", 0))
+            if n == max(total // 10, 1):
+                result.worker_rss_early = monitor.current.get("worker0", 0)
+            if n % 100 == 0:
+                say(f"naive: {n}/{total} images, {n / (time.monotonic() - started):.2f}/s")
+        result.wall_s = time.monotonic() - started
+    result.peak_rss = monitor.peak
+    result.worker_rss_end = monitor.current.get("worker0", 0)
+    return result
+
+
+def run_upload_only(s: Stack, archive: Path) -> None:
+    """The API's memory while an archive streams in (no worker: the job just waits)."""
+    with RssMonitor({"api": s.api.pid}) as monitor:
+        timeout = httpx.Timeout(30.0, read=600.0)
+        with httpx.Client(base_url=s.url, timeout=timeout) as client:
+            started = time.monotonic()
+            upload(client, archive, "folder", quiet=True)
+            wall = time.monotonic() - started
+    size = archive.stat().st_size / 1e6
+    print(f"== upload only: {size:.0f} MB in {wall:.1f} s ({size / wall:.0f} MB/s) ==")
+    for name, rss in sorted(monitor.peak.items()):
+        print(f"  peak RSS {name}: {rss / 1024 / 1024:.0f} MB")
+
+
+def report(results: list[Result]) -> None:
+    mb = 1024 * 1024
+    for r in results:
+        print(f"== {r.name} ==")
+        print(f"  images {r.images}, faces {r.faces}, wall {r.wall_s:.1f} s")
+        print(f"  {r.images / r.wall_s:.2f} images/s, {r.faces / r.wall_s:.2f} faces/s")
+        for name, rss in sorted(r.peak_rss.items()):
+            print(f"  peak RSS {name}: {rss / mb:.0f} MB")
+        print(
+            f"  worker0 RSS after 10% of the images: {r.worker_rss_early / mb:.0f} MB, "
+            f"at the end: {r.worker_rss_end / mb:.0f} MB"
+        )
+        if r.notes:
+            print(f"  {r.notes}")
+    if len(results) == 2 and results[1].wall_s:
+        speedup = (results[0].images / results[0].wall_s) / (results[1].images / results[1].wall_s)
+        print(f"archive / naive images/s: {speedup:.2f}x")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archive", type=Path, default=default_archive())
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--pipeline-workers", type=int, default=1)
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    parser.add_argument(
+        "--upload-only",
+        action="store_true",
+        help="only stream the whole archive to the API and report the API's peak RSS",
+    )
+    args = parser.parse_args(argv)
+
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 (dev dependency)
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    say(f"work folder: {work}")
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    s3.start()
+    host, port = s3.get_host_and_port()
+    try:
+        archive: Path = args.archive
+        if args.upload_only:
+            with stack(work / "upload", f"{host}:{port}", 11, 0) as s:
+                run_upload_only(s, archive)
+            return 0
+        if args.limit:
+            archive = work / f"lfw-first-{args.limit}.tgz"
+            write_subset(args.archive, args.limit, archive)
+        total = args.limit or sum(1 for _ in lfw_members(args.archive, None))
+        say(f"{total} images in {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
+        results = []
+        with stack(work / "archive", f"{host}:{port}", 13, args.pipeline_workers) as s:
+            say("archive phase")
+            results.append(run_archive_phase(s, archive, total))
+        if not args.skip_naive:
+            with stack(work / "naive", f"{host}:{port}", 12, args.pipeline_workers) as s:
+                say("naive phase")
+                results.append(run_naive_phase(s, archive, None, total))
+        report(results)
+    finally:
+        s3.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

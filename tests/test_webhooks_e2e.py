@@ -1,0 +1,177 @@
+"""Webhooks end to end: upload, search, and the signed webhook sent by a real Celery worker
+process (Postgres, a folder broker and store, milvus-lite) to a real receiver on loopback."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from api import create_app
+from api.context import EXTENSION
+from cli.lfw import PROJECT_ROOT, LfwImage
+from core.settings import Settings
+from core.webhook_signing import verify
+from tests.conftest import MODEL_DIR, create_database, drop_database, migrate
+from tests.webhook_receiver import Answer, running_receiver
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+WORKER_READY_TIMEOUT_S = 120
+TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Path]]:
+    data_dir = tmp_path_factory.mktemp("webhooks-e2e")
+    database_url = create_database()
+    migrate(database_url)
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        broker_url=f"filesystem://{data_dir / 'broker'}",
+        storage_url=f"file://{data_dir / 'objects'}",
+        milvus_uri=str(data_dir / "milvus.db"),
+        milvus_index_type="FLAT",
+        model_dir=MODEL_DIR,
+        webhook_allowed_hosts="127.0.0.1",
+    )
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": database_url,
+        "BROKER_URL": settings.broker_url,
+        "STORAGE_URL": settings.storage_url,
+        "MILVUS_URI": settings.milvus_uri,
+        "MILVUS_INDEX_TYPE": "FLAT",
+        "MODEL_DIR": str(MODEL_DIR),
+        "LOG_JSON": "true",
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        # Retries after about half a second here, to see the Celery retry path work.
+        "WEBHOOK_RETRY_BASE_S": "0.5",
+    }
+    log_path = data_dir / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker", "--pool", "solo"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+        while b"ready." not in log_path.read_bytes():
+            assert worker.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "worker not ready: " + log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        yield settings, log_path
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        drop_database(database_url)
+
+
+@pytest.fixture(scope="module")
+def client(stack: tuple[Settings, Path]) -> Iterator[FlaskClient]:
+    app = create_app(stack[0])
+    yield app.test_client()
+    app.extensions[EXTENSION].close()
+
+
+def wait_for_job(client: FlaskClient, job_id: str, log_path: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").get_json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.25)
+    pytest.fail(f"job {job_id} did not finish; worker log:\n{log_path.read_text()[-4000:]}")
+
+
+def test_upload_search_webhook_through_a_real_worker(
+    stack: tuple[Settings, Path],
+    client: FlaskClient,
+    lfw_faces: dict[str, list[LfwImage]],
+) -> None:
+    _, log_path = stack
+    images = lfw_faces["Albert_Costa"]
+    response = client.post(
+        "/v1/images",
+        data={"file": [(io.BytesIO(i.data), i.name) for i in images[1:3]], "label": "Albert_Costa"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 202
+    assert wait_for_job(client, response.get_json()["job_id"], log_path)["status"] == "succeeded"
+
+    with running_receiver() as receiver:
+        sub = client.post(
+            "/v1/webhooks",
+            json={"url": receiver.url + "/sub", "events": ["search.completed", "job.completed"]},
+        ).get_json()
+        receiver.script = [Answer(503, b"starting up")]  # the first request fails
+        response = client.post(
+            "/v1/searches",
+            data={
+                "file": (io.BytesIO(images[0].data), images[0].name),
+                "callback_url": receiver.url + "/callback",
+            },
+            content_type="multipart/form-data",
+        )
+        assert response.status_code == 202
+        created = response.get_json()
+        # search.completed to the subscription and to the callback, job.completed to the
+        # first; one of the three twice (its first attempt got the 503).
+        got = receiver.wait_for(4, TIMEOUT_S)
+        assert len(got) == 4, log_path.read_text()[-4000:]
+    retried = [r for r in got[1:] if (r.path, r.body) == (got[0].path, got[0].body)]
+    assert len(retried) == 1
+    assert retried[0].headers["facesearch-event-id"] == got[0].headers["facesearch-event-id"]
+    got = got[1:]
+
+    by_path: dict[str, list[Any]] = {}
+    for request in got:
+        by_path.setdefault(request.path, []).append(request)
+    (callback,) = by_path["/callback"]
+    assert verify(
+        created["callback_secret"], callback.body, callback.headers["facesearch-signature"]
+    )
+    for request in by_path["/sub"]:
+        assert verify(sub["secret"], request.body, request.headers["facesearch-signature"])
+    events = {json.loads(r.body)["type"]: json.loads(r.body) for r in by_path["/sub"]}
+    assert set(events) == {"search.completed", "job.completed"}
+    assert json.loads(callback.body) == events["search.completed"]  # one event, two receivers
+
+    data = events["search.completed"]["data"]
+    assert data["search_id"] == created["search_id"]
+    assert data["status"] == "succeeded"
+    assert data["faces_included"] is True
+    face = max(data["faces"], key=lambda f: f["box"]["width"] * f["box"]["height"])
+    assert face["matches"][0]["label"] == "Albert_Costa"
+    assert events["job.completed"]["data"]["job_id"] == created["job_id"]
+
+    # The worker records each attempt after the receiver has answered.
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        deliveries = client.get(sub["deliveries_url"]).get_json()["deliveries"]
+        if [d["status"] for d in deliveries] == ["succeeded", "succeeded"]:
+            break
+        time.sleep(0.2)
+    assert [d["status"] for d in deliveries] == ["succeeded", "succeeded"], deliveries
+    assert sum(d["attempts"] for d in deliveries) in (2, 3)  # 3 if the 503 was one of these
+    for delivery in deliveries:
+        codes = [a["status_code"] for a in delivery["attempt_log"]]
+        assert codes in ([200], [503, 200]), delivery

@@ -1,0 +1,346 @@
+"""Archive ingest: read an archive from the store member by member, then run the pipeline.
+
+One task run does a bounded amount of work (``budget_s``) and queues its own continuation,
+so no run nears the task time limit whatever the archive's size, and a killed run costs at
+most one scan batch or one pipeline batch. Everything is keyed so that a rerun finds its
+own work: items by (job, position = member index), images by content hash, faces replaced
+per image. Scanning twice therefore records each member once.
+
+The pipeline part is :func:`workers.ingest.process_pending`, shared with plain uploads.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.archives import ArchiveError, Member, iter_members, sniff_format
+from core.images import ImageInfo, InvalidImageError, inspect_image
+from core.logging import get_logger
+from core.storage import ObjectNotFound, ObjectStore, put_content
+from models import (
+    DEFAULT_GALLERY_ID,
+    Image,
+    ItemStatus,
+    Job,
+    JobItem,
+    JobStatus,
+    refresh_progress,
+    skip_pending_items,
+)
+from models.db import session_scope
+from workers.ingest import IndexRequest, process_pending
+from workers.pipeline import FacePipeline
+
+log = get_logger(__name__)
+
+CANCELLED_REASON = "the job was cancelled before this member was processed"
+MAX_NAME = 255
+MAX_LABEL = 200
+# A commit that meets a concurrent writer (a duplicate delivery of this task, or an upload of
+# the same bytes) is redone against what that writer committed.
+COMMIT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """A member read, checked and (when usable) stored; not yet recorded."""
+
+    position: int
+    name: str
+    error: str | None = None
+    sha256: str | None = None
+    object_key: str | None = None
+    info: ImageInfo | None = None
+    size: int = 0
+    label: str | None = None
+
+
+def member_label(name: str, label_from: str) -> str | None:
+    """The identity a member's path gives: LFW's ``Name/Name_0001.jpg`` -> ``Name``."""
+    parts = [p for p in re.split(r"[\\/]+", name) if p]
+    if label_from == "folder":
+        label = parts[-2] if len(parts) >= 2 else None
+    elif label_from == "filename":
+        stem = parts[-1].rsplit(".", 1)[0] if parts else ""
+        label = re.sub(r"[\s_-]*\d+$", "", stem) or None
+    else:
+        label = None
+    return label[:MAX_LABEL] if label else None
+
+
+def check_member(
+    member: Member, store: ObjectStore, *, label_from: str, max_bytes: int, max_pixels: int
+) -> Scanned:
+    """Validate one member fully (Pillow decodes it) and store its bytes content-addressed."""
+    name = member.name[:MAX_NAME]
+    if member.error is not None or member.data is None:
+        return Scanned(member.index, name, error=member.error or "the member could not be read")
+    data = member.data
+    if len(data) > max_bytes:
+        return Scanned(member.index, name, error=f"the member is larger than {max_bytes:,} bytes")
+    if sniff_format(data[:512]) is not None:
+        return Scanned(
+            member.index,
+            name,
+            error="the member is an archive; nested archives are not opened (upload it on its own)",
+        )
+    try:
+        info = inspect_image(data, max_pixels=max_pixels)
+    except InvalidImageError as exc:
+        return Scanned(member.index, name, error=exc.message)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        # Pillow can fail while still reading the header of a truncated file.
+        return Scanned(member.index, name, error=f"the image data is truncated or corrupt ({exc})")
+    key, digest = put_content(store, data, content_type=info.content_type)
+    return Scanned(
+        member.index,
+        name,
+        sha256=digest,
+        object_key=key,
+        info=info,
+        size=len(data),
+        label=member_label(member.name, label_from),
+    )
+
+
+def _record(session: Session, job_id: str, scanned: Sequence[Scanned]) -> None:
+    """Item rows (and Image rows for new bytes) for a batch of members, skipping positions a
+    previous run already recorded."""
+    positions = [s.position for s in scanned]
+    done = set(
+        session.scalars(
+            select(JobItem.position).where(
+                JobItem.job_id == job_id, JobItem.position.in_(positions)
+            )
+        )
+    )
+    digests = {s.sha256 for s in scanned if s.sha256}
+    known: dict[str, int] = dict(
+        session.execute(
+            select(Image.sha256, Image.id).where(
+                Image.gallery_id == DEFAULT_GALLERY_ID, Image.sha256.in_(digests)
+            )
+        ).all()
+    )
+    for s in scanned:
+        if s.position in done:
+            continue
+        item = JobItem(job_id=job_id, position=s.position, name=s.name)
+        session.add(item)
+        if s.error is not None or s.sha256 is None or s.info is None:
+            item.status, item.error = ItemStatus.FAILED, s.error
+            continue
+        if (image_id := known.get(s.sha256)) is not None:
+            # Content-addressed: the same bytes are one image. A repeat is a skip, not a copy.
+            item.status, item.image_id = ItemStatus.SKIPPED, image_id
+            item.error = f"the same image is already in the gallery (image {image_id})"
+            continue
+        image = Image(
+            gallery_id=DEFAULT_GALLERY_ID,
+            sha256=s.sha256,
+            object_key=s.object_key,
+            content_type=s.info.content_type,
+            size_bytes=s.size,
+            width=s.info.width,
+            height=s.info.height,
+            filename=re.split(r"[\\/]", s.name)[-1][:MAX_NAME],
+            label=s.label,
+        )
+        session.add(image)
+        session.flush()
+        known[s.sha256] = image.id
+        item.image_id = image.id
+
+
+def _commit_batch(sessions: sessionmaker[Session], job_id: str, scanned: list[Scanned]) -> bool:
+    """Record a scanned batch; False when the job is gone or finished (cancelled)."""
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            with session_scope(sessions) as session:
+                job = session.get(Job, job_id)
+                if job is None or job.status.finished:
+                    return False
+                _record(session, job_id, scanned)
+                session.flush()
+                refresh_progress(session, job)
+            return True
+        except IntegrityError:
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            log.info("archive: concurrent writer, recording the batch again", job_id=job_id)
+    return True  # unreachable: the last attempt returns or raises
+
+
+def _mark_scanned(
+    sessions: sessionmaker[Session], job_id: str, error: str | None, position: int
+) -> None:
+    with session_scope(sessions) as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status.finished:
+            return
+        if error is not None:
+            has_items = session.scalar(
+                select(func.count()).select_from(JobItem).where(JobItem.job_id == job_id)
+            )
+            if not has_items:
+                job.finish(JobStatus.FAILED, error=error)
+                return
+            # The members before the damage are kept; the damage itself is a failed item so
+            # that it is listed with the other failures and the job ends partial.
+            session.add(
+                JobItem(
+                    job_id=job_id,
+                    position=position,
+                    name="(archive)",
+                    status=ItemStatus.FAILED,
+                    error=error,
+                )
+            )
+            job.error = error
+        job.params = {**job.params, "scanned": True}
+        session.flush()
+        refresh_progress(session, job)
+
+
+def scan_archive(
+    job_id: str,
+    *,
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    max_member_bytes: int,
+    max_pixels: int,
+    scan_batch: int,
+    deadline: float | None = None,
+) -> bool:
+    """Record every member of the job's archive as an item; True once the whole archive is
+    recorded (or unreadable: the job says why), False when stopped early (deadline, cancel).
+
+    A rerun passes over the members already recorded without reading their bytes.
+    """
+    with session_scope(sessions) as session:
+        job = session.get_one(Job, job_id)
+        key = str(job.params["object_key"])
+        label_from = str(job.params.get("label_from") or "folder")
+        last = session.scalar(select(func.max(JobItem.position)).where(JobItem.job_id == job_id))
+    skip_through = -1 if last is None else int(last)
+    batch: list[Scanned] = []
+    error: str | None = None
+    position = skip_through
+    try:
+        with store.open(key) as stream:
+            members = iter_members(
+                stream, max_member_bytes=max_member_bytes, skip_through=skip_through
+            )
+            for member in members:
+                position = member.index
+                batch.append(
+                    check_member(
+                        member,
+                        store,
+                        label_from=label_from,
+                        max_bytes=max_member_bytes,
+                        max_pixels=max_pixels,
+                    )
+                )
+                if len(batch) >= scan_batch:
+                    if not _commit_batch(sessions, job_id, batch):
+                        return False
+                    batch = []
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return False
+    except ObjectNotFound:
+        error = f"the archive {key!r} is not in the object store"
+    except ArchiveError as exc:
+        error = str(exc)
+    if batch and not _commit_batch(sessions, job_id, batch):
+        return False
+    _mark_scanned(sessions, job_id, error, position + 1)
+    log.info("archive: scanned", job_id=job_id, error=error)
+    return True
+
+
+def _cancel_leftovers(sessions: sessionmaker[Session], job_id: str) -> None:
+    """A cancelled job keeps what was done; whatever is still pending becomes skipped."""
+    with session_scope(sessions) as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != JobStatus.CANCELLED:
+            return
+        skip_pending_items(session, job_id, CANCELLED_REASON)
+        refresh_progress(session, job)
+
+
+def run_archive(
+    job_id: str,
+    *,
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    pipeline: FacePipeline,
+    request_index: IndexRequest,
+    continue_later: Callable[[], None],
+    batch_size: int,
+    max_pixels: int,
+    max_member_bytes: int,
+    scan_batch: int,
+    budget_s: float,
+    parallel_tasks: int = 1,
+) -> None:
+    """One bounded run of an archive job: scan (if not done), then pipeline batches."""
+    deadline = time.monotonic() + budget_s
+    with session_scope(sessions) as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status.finished:
+            log.info("archive: nothing to do", job_id=job_id)
+            return
+        job.start()
+        scanned = bool(job.params.get("scanned"))
+    if not scanned:
+        complete = scan_archive(
+            job_id,
+            sessions=sessions,
+            store=store,
+            max_member_bytes=max_member_bytes,
+            max_pixels=max_pixels,
+            scan_batch=scan_batch,
+            deadline=deadline,
+        )
+        if not complete:
+            _continue_unless_finished(sessions, job_id, continue_later)
+            return
+        # Read to the end: other pipeline workers may now share the batches.
+        for _ in range(parallel_tasks - 1):
+            continue_later()
+    drained = process_pending(
+        job_id,
+        sessions=sessions,
+        store=store,
+        pipeline=pipeline,
+        request_index=request_index,
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+        deadline=deadline,
+    )
+    if drained:
+        # The indexer closes the job once its faces are searchable (a job that failed as a
+        # whole, e.g. not an archive, is already closed and stays as it is).
+        request_index(pipeline.model_name, job_id)
+    else:
+        _continue_unless_finished(sessions, job_id, continue_later)
+
+
+def _continue_unless_finished(
+    sessions: sessionmaker[Session], job_id: str, continue_later: Callable[[], None]
+) -> None:
+    with session_scope(sessions) as session:
+        job = session.get(Job, job_id)
+        finished = job is None or job.status.finished
+    if finished:
+        _cancel_leftovers(sessions, job_id)
+    else:
+        continue_later()
