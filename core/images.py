@@ -67,6 +67,12 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise InvalidImageError(
             "too_many_pixels", f"the image is too large to decode ({exc})"
         ) from exc
+    except Exception as exc:
+        # A decoder boundary: Pillow's format plugins meet hostile bytes with OSError,
+        # SyntaxError, struct.error, EOFError, IndexError... Any of them means "corrupt".
+        raise InvalidImageError(
+            "corrupt", f"the image header is truncated or corrupt ({exc})"
+        ) from exc
     if image.format not in CONTENT_TYPES:
         raise InvalidImageError(
             "unsupported_format",
@@ -90,8 +96,9 @@ def _load(image: Image.Image) -> Image.Image:
     try:
         image.load()  # the full decode: finds truncated and corrupt data
         return ImageOps.exif_transpose(image)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        # Pillow reports truncation and corruption as OSError/SyntaxError/ValueError.
+    except Exception as exc:
+        # Truncation and corruption surface as OSError, SyntaxError, ValueError, EOFError,
+        # struct.error and others, depending on the format plugin; all are a refusal.
         raise InvalidImageError(
             "corrupt", f"the image data is truncated or corrupt ({exc})"
         ) from exc

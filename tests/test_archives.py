@@ -170,7 +170,10 @@ def create_and_scan(
 
 
 def test_raw_upload_streams_to_the_store_and_queues_an_archive_job(
-    client: FlaskClient, archive_settings: Settings, session: Session
+    client: FlaskClient,
+    archive_settings: Settings,
+    sessions: sessionmaker[Session],
+    session: Session,
 ) -> None:
     data = make_tar([("a/a_0001.jpg", jpeg(1))])
     response = post_raw(client, data, filename="faces.tgz", label_from="filename")
@@ -181,17 +184,26 @@ def test_raw_upload_streams_to_the_store_and_queues_an_archive_job(
     assert (job.kind, job.status) == (JobKind.ARCHIVE, JobStatus.QUEUED)
     assert job.params["label_from"] == "filename"
     assert job.params["size_bytes"] == len(data)
-    assert open_store(archive_settings.storage_url).get(job.params["object_key"]) == data
+    store = open_store(archive_settings.storage_url)
+    assert store.get(job.params["object_key"]) == data
     [message] = queued_messages(archive_settings)
     assert message["headers"]["task"] == "facesearch.ingest_archive"
 
     shown = client.get(f"/v1/jobs/{job.id}").get_json()
     assert shown["kind"] == "archive"
     assert shown["progress"]["total_known"] is False
+    # Once read, the uploaded copy is deleted: each image is its own object now.
+    assert scan(job.id, archive_settings, sessions)
+    assert not store.exists(job.params["object_key"])
+    session.expire_all()
+    assert session.scalars(select(Image.label)).all() == ["a"]
 
 
 def test_multipart_upload_and_an_object_already_in_the_store(
-    client: FlaskClient, archive_settings: Settings, session: Session
+    client: FlaskClient,
+    archive_settings: Settings,
+    sessions: sessionmaker[Session],
+    session: Session,
 ) -> None:
     data = make_tar([("a/a_0001.jpg", jpeg(1))], compress=False)
     response = client.post(
@@ -204,7 +216,11 @@ def test_multipart_upload_and_an_object_already_in_the_store(
 
     response = client.post("/v1/archives", json={"object_key": key})
     assert response.status_code == 202, response.get_json()
-    assert session.get_one(Job, response.get_json()["job_id"]).params["object_key"] == key
+    by_key = response.get_json()["job_id"]
+    assert session.get_one(Job, by_key).params["object_key"] == key
+    # Once read, an archive named by the client stays in the store.
+    assert scan(by_key, archive_settings, sessions)
+    assert open_store(archive_settings.storage_url).exists(key)
 
     response = client.post("/v1/archives", json={"object_key": "archives/nothing-here"})
     assert response.status_code == 404

@@ -115,3 +115,21 @@ def test_exif_orientation_is_applied() -> None:
     data = encode(image, "JPEG", exif=exif.tobytes())
     assert inspect_image(data, max_pixels=LIMIT).width == 32
     assert decode_rgb(data, max_pixels=LIMIT).shape == (64, 32, 3)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"])
+def test_every_truncation_is_a_clean_refusal(fmt: str) -> None:
+    # Hostile uploads: cut each format at many points, and flip bytes in its header. Each
+    # must decode or raise InvalidImageError, never another exception (a 500 in the API).
+    data = encode(rgb(96, 64), fmt)
+    cuts = sorted({*range(1, min(len(data), 200)), *range(200, len(data), max(len(data) // 50, 1))})
+    variants = [data[:cut] for cut in cuts]
+    variants += [data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :] for i in range(0, 64, 3)]
+    codes = set()
+    for variant in variants:
+        try:
+            decode_rgb(variant, max_pixels=LIMIT)
+        except InvalidImageError as error:  # anything else fails the test
+            codes.add(error.code)
+    assert codes <= {"empty", "not_an_image", "corrupt", "too_small", "too_many_pixels"}
+    assert "corrupt" in codes

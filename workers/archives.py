@@ -183,8 +183,8 @@ def _mark_scanned(
 ) -> None:
     with session_scope(sessions) as session:
         job = session.get(Job, job_id)
-        if job is None or job.status.finished:
-            return
+        if job is None or job.status.finished or job.params.get("scanned"):
+            return  # gone, cancelled, or a duplicate delivery already finished the scan
         if error is not None:
             has_items = session.scalar(
                 select(func.count()).select_from(JobItem).where(JobItem.job_id == job_id)
@@ -226,7 +226,10 @@ def scan_archive(
     """
     with session_scope(sessions) as session:
         job = session.get_one(Job, job_id)
+        if job.params.get("scanned"):
+            return True
         key = str(job.params["object_key"])
+        uploaded = bool(job.params.get("uploaded"))
         label_from = str(job.params.get("label_from") or "folder")
         last = session.scalar(select(func.max(JobItem.position)).where(JobItem.job_id == job_id))
     skip_through = -1 if last is None else int(last)
@@ -262,6 +265,10 @@ def scan_archive(
     if batch and not _commit_batch(sessions, job_id, batch):
         return False
     _mark_scanned(sessions, job_id, error, position + 1)
+    if uploaded:
+        # Every member is now its own content-addressed object: the uploaded copy of the
+        # archive is no longer needed (an archive named by object_key is the client's: kept).
+        store.delete(key)
     log.info("archive: scanned", job_id=job_id, error=error)
     return True
 
