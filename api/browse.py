@@ -144,7 +144,7 @@ def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
     page, more = rows[: query["limit"]], len(rows) > query["limit"]
     last = page[-1] if page else None
     return {
-        "items": [serialize_job(job) for job in page],
+        "items": [serialize_job(job, with_items=False) for job in page],
         "next_cursor": encode_cursor(last.created_at.isoformat(), last.id)
         if more and last
         else None,

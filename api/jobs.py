@@ -17,7 +17,7 @@ from models import Job, JobItem, JobKind
 bp = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", tag="Jobs")
 
 # Items are listed inline for uploads; large jobs (archives) page through them instead.
-INLINE_ITEMS = 1000
+INLINE_ITEMS = 100  # = MAX_FILES_PER_REQUEST's default: a whole upload
 
 
 def job_url(job_id: str) -> str:
@@ -37,7 +37,8 @@ def existing_job_for_key(key: str, kind: JobKind) -> Job | None:
     return job
 
 
-def serialize_job(job: Job) -> dict[str, Any]:
+def serialize_job(job: Job, *, with_items: bool = True) -> dict[str, Any]:
+    """A job as clients see it; ``with_items=False`` for listings (one query per job less)."""
     items = (
         db()
         .scalars(
@@ -47,6 +48,8 @@ def serialize_job(job: Job) -> dict[str, Any]:
             .limit(INLINE_ITEMS)
         )
         .all()
+        if with_items
+        else []
     )
     return {
         "id": job.id,

@@ -115,7 +115,10 @@ class JobOut(Schema):
     result = fields.Dict()
     items = fields.List(
         fields.Nested(JobItemOut),
-        metadata={"description": "per-file outcome of an upload (first 1,000)"},
+        metadata={
+            "description": "per-file outcome: the first 100 items; "
+            "GET /v1/jobs/{id}/items pages through all"
+        },
     )
 
 
