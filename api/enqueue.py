@@ -7,12 +7,24 @@ from typing import Any
 from api.context import db, services
 from api.errors import ApiError
 from core.logging import get_logger
+from core.queue import queue_deliveries
 from models import Job, JobStatus
+from models.webhook_events import record_job_event
 
 log = get_logger(__name__)
 
 # A broker that is down should fail the request in seconds, not hang it.
 SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
+
+
+def finish_job_now(job: Job, status: JobStatus | None = None, *, error: str | None = None) -> None:
+    """Close a job in the API itself (nothing left for a worker to do) and tell the webhook
+    subscribers, as a worker would: the event is recorded in the same commit, sent after it."""
+    session = db()
+    job.finish(status, error=error)
+    deliveries = record_job_event(session, job)
+    session.commit()
+    queue_deliveries(services().celery, deliveries)
 
 
 def send_after_commit(job: Job, task_name: str, **kwargs: Any) -> None:

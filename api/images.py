@@ -13,7 +13,7 @@ from werkzeug.datastructures import FileStorage
 
 from api import schemas
 from api.context import db, services
-from api.enqueue import send_after_commit
+from api.enqueue import finish_job_now, send_after_commit
 from api.errors import ApiError
 from api.jobs import existing_job_for_key, job_created
 from api.uploads import Upload, read_upload, store_upload
@@ -196,8 +196,7 @@ def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
     if pending:
         send_after_commit(job, INGEST_TASK, job_id=job.id)
     else:
-        job.finish()  # nothing new to process: every file was a duplicate or refused
-        db().commit()
+        finish_job_now(job)  # nothing new to process: every file was a duplicate or refused
     log.info("ingest job created", job_id=job.id, files=len(uploads), pending=pending)
     return job_created(job)
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from api import schemas
 from api.context import db
+from api.enqueue import finish_job_now
 from api.errors import ApiError
 from api.jobs import serialize_job
 from models import ItemStatus, Job, JobItem, JobKind, JobStatus, refresh_progress
@@ -80,8 +81,9 @@ def cancel_job(job_id: str) -> dict[str, Any]:
     skip_pending(session, job_id, CANCELLED_REASON)
     job = _job_or_404(job_id, lock=True)
     session.refresh(job)
-    if not job.status.finished:
-        job.finish(JobStatus.CANCELLED, error="cancelled on request")
     refresh_progress(session, job)
-    session.commit()
+    if job.status.finished:
+        session.commit()  # a worker closed it meanwhile, and told the subscribers
+    else:
+        finish_job_now(job, JobStatus.CANCELLED, error="cancelled on request")
     return serialize_job(job)

@@ -6,12 +6,16 @@ face pipeline). The workers' module ``workers.celery_app`` adds the task modules
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
 from kombu import Exchange, Queue
 
+from core.logging import get_logger
 from core.settings import Settings, get_settings
+
+log = get_logger(__name__)
 
 # Two queues: the pipeline (detection, embedding, search: any number of workers, GPU or CPU)
 # and the index writer (exactly one consumer, because Milvus lost rows under concurrent
@@ -99,3 +103,16 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_send_task_events=False,
     )
     return app
+
+
+def queue_deliveries(celery: Celery, delivery_ids: Sequence[str]) -> None:
+    """Send the first attempt of each delivery, after the commit that created them. A broker
+    that is down leaves them pending for ``resend_due``; it never fails the job, whose result
+    is already committed."""
+    for delivery_id in delivery_ids:
+        try:
+            celery.send_task(
+                DELIVER_WEBHOOK_TASK, kwargs={"delivery_id": delivery_id, "attempt": 1}
+            )
+        except Exception:  # kombu raises several types for "broker unreachable"
+            log.exception("webhook: could not queue a delivery", delivery_id=delivery_id)

@@ -603,3 +603,29 @@ def test_rotation_with_a_grace_period_signs_with_both_secrets(
         ).status_code
         == 422
     )
+
+
+def test_jobs_the_api_closes_itself_send_job_completed(
+    client: FlaskClient, sessions: sessionmaker[Session], wh_settings: Settings
+) -> None:
+    subscribe(client, "http://127.0.0.1:9/h", ["job.completed"])
+    data = jpeg(31)
+    first = client.post(
+        "/v1/images", data={"file": (io.BytesIO(data), "a.jpg")}, content_type="multipart/form-data"
+    ).get_json()
+    # Cancelled by the client while queued: the API closes it.
+    assert client.post(f"/v1/jobs/{first['job_id']}/cancel").status_code == 200
+    # Every file already in the gallery: nothing for a worker to do, closed at once.
+    again = client.post(
+        "/v1/images", data={"file": (io.BytesIO(data), "b.jpg")}, content_type="multipart/form-data"
+    ).get_json()
+    assert again["status"] == "succeeded"
+
+    with session_scope(sessions) as session:
+        events = {
+            d.event.payload["data"]["job_id"]: d.event.payload["data"]["status"]
+            for d in session.query(WebhookDelivery).all()
+        }
+    assert events == {first["job_id"]: "cancelled", again["job_id"]: "succeeded"}
+    sent = [m["headers"]["task"] for m in queued_messages(wh_settings)]
+    assert sent.count("facesearch.deliver_webhook") == 2

@@ -9,11 +9,13 @@ from celery import Task
 
 from core.index import VectorIndexError
 from core.logging import get_logger
+from core.queue import queue_deliveries
 from core.storage import StorageError
 from models import Job, JobStatus, Search
 from models.db import session_scope
+from models.webhook_events import record_job_event
 from workers import runtime
-from workers.webhooks import queue_deliveries, record_job_event, record_search_events
+from workers.webhooks import record_search_events
 
 log = get_logger(__name__)
 

@@ -23,6 +23,7 @@ from core.queue import (
     REINDEX_TASK,
     SEARCH_TASK,
     make_celery,
+    queue_deliveries,
 )
 from core.settings import get_settings
 from workers import runtime
@@ -31,7 +32,6 @@ from workers.webhooks import (
     DeliveryPolicy,
     attempt_delivery,
     max_countdown_s,
-    queue_deliveries,
 )
 
 log = get_logger(__name__)

@@ -26,7 +26,8 @@ from models import (
     utcnow,
 )
 from models.db import session_scope
-from workers.webhooks import SendDeliveries, record_job_event
+from models.webhook_events import record_job_event
+from workers.webhooks import SendDeliveries
 
 log = get_logger(__name__)
 

@@ -39,18 +39,15 @@ from models import (
     DeliveryAttempt,
     DeliveryStatus,
     EventType,
-    Job,
     JobStatus,
     Search,
     SearchCallback,
     SearchFace,
     WebhookDelivery,
-    WebhookEvent,
-    WebhookSubscription,
     utcnow,
 )
 from models.db import session_scope
-from models.job import new_uuid
+from models.webhook_events import record_event, record_job_event
 
 log = get_logger(__name__)
 
@@ -116,57 +113,6 @@ def encode_payload(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
-def record_event(
-    session: Session,
-    event_type: EventType,
-    data: dict[str, Any],
-    *,
-    callback: SearchCallback | None = None,
-) -> list[str]:
-    """Record an event and one delivery per interested destination; return their ids.
-
-    Nothing is recorded when no one listens (most searches have no subscriber)."""
-    subscriptions = [
-        s
-        for s in session.scalars(
-            select(WebhookSubscription).where(WebhookSubscription.active.is_(True))
-        )
-        if event_type.value in s.events
-    ]
-    if not subscriptions and callback is None:
-        return []
-    now = utcnow()
-    event = WebhookEvent(
-        id=new_uuid(),
-        type=event_type,
-        payload={
-            "id": None,  # filled below: the event id is the payload's id
-            "type": event_type.value,
-            "created": int(now.timestamp()),
-            "data": data,
-        },
-        created_at=now,
-    )
-    event.payload["id"] = event.id
-    deliveries = [
-        WebhookDelivery(id=new_uuid(), event=event, subscription=s, url=s.url, next_attempt_at=now)
-        for s in subscriptions
-    ]
-    if callback is not None:
-        deliveries.append(
-            WebhookDelivery(
-                id=new_uuid(),
-                event=event,
-                callback_search_id=callback.search_id,
-                url=callback.url,
-                next_attempt_at=now,
-            )
-        )
-    session.add(event)
-    session.add_all(deliveries)
-    return [d.id for d in deliveries]
-
-
 def search_result_data(session: Session, search: Search) -> dict[str, Any]:
     """What a search event says: its outcome and, unless too large, its faces and matches."""
     session.flush()  # the faces were just added by id, not through the relationship
@@ -212,29 +158,6 @@ def search_result_data(session: Session, search: Search) -> dict[str, Any]:
     }
 
 
-def job_data(job: Job) -> dict[str, Any]:
-    return {
-        "job_id": job.id,
-        "kind": job.kind.value,
-        "status": job.status.value,
-        "error": job.error,
-        "progress": {
-            "total": job.total,
-            "done": job.done,
-            "failed": job.failed,
-            "skipped": job.skipped,
-        },
-        "result": job.result or {},
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "job_url": f"/v1/jobs/{job.id}",
-    }
-
-
-def record_job_event(session: Session, job: Job) -> list[str]:
-    """job.completed for a job that just reached a final status."""
-    return record_event(session, EventType.JOB_COMPLETED, job_data(job))
-
-
 def record_search_events(session: Session, search: Search) -> list[str]:
     """The events of a search that just finished: search.completed or search.failed (to the
     subscribers and the search's callback_url) and job.completed for its job."""
@@ -247,19 +170,6 @@ def record_search_events(session: Session, search: Search) -> list[str]:
     ids = record_event(session, event_type, search_result_data(session, search), callback=callback)
     ids += record_job_event(session, search.job)
     return ids
-
-
-def queue_deliveries(celery: Celery, delivery_ids: Sequence[str]) -> None:
-    """Send the first attempt of each delivery, after the commit that created them. A broker
-    that is down leaves them pending for ``resend_due``; it never fails the job, whose result
-    is already committed."""
-    for delivery_id in delivery_ids:
-        try:
-            celery.send_task(
-                DELIVER_WEBHOOK_TASK, kwargs={"delivery_id": delivery_id, "attempt": 1}
-            )
-        except Exception:  # kombu raises several types for "broker unreachable"
-            log.exception("webhook: could not queue a delivery", delivery_id=delivery_id)
 
 
 # --- delivery -------------------------------------------------------------------------------
