@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,37 +14,19 @@ from sqlalchemy import func, select
 
 from api import create_app
 from api.context import EXTENSION
-from cli.lfw import PROJECT_ROOT, iter_images
+from cli.lfw import iter_images
 from core.settings import Settings
 from models import Face, Image, Job, JobItem
 from models.db import make_engine, make_session_factory
 from tests.conftest import MODEL_DIR, create_database, drop_database, migrate
 from tests.test_archives import make_tar
 from tests.test_e2e import redis_url  # noqa: F401  (a module fixture: a flushed Redis db)
+from tests.worker_process import start_worker, stop_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 IMAGES = 120
-READY_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 180
-
-
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    start = log_path.stat().st_size if log_path.exists() else 0
-    with log_path.open("ab") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker", "--pool", "solo"],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while b"ready." not in log_path.read_bytes()[start:]:
-        assert worker.poll() is None, log_path.read_text()[-3000:]
-        assert time.monotonic() < deadline, "worker not ready: " + log_path.read_text()[-3000:]
-        time.sleep(0.3)
-    return worker
 
 
 @pytest.fixture
@@ -140,11 +120,6 @@ def test_a_worker_killed_mid_archive_loses_and_duplicates_nothing(
             assert len(faces) == len(set(faces)) >= progress["done"]
             assert session.get_one(Job, job_id).result["faces"] == len(faces)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_worker(worker)
         app.extensions[EXTENSION].close()
         engine.dispose()

@@ -14,12 +14,9 @@ import os
 import random
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,14 +25,12 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.context import EXTENSION
-from cli.lfw import PROJECT_ROOT, LfwImage
+from cli.lfw import LfwImage
 from core.settings import Settings
 from tests.conftest import MODEL_DIR, create_database, drop_database, migrate
+from tests.worker_process import start_worker, stop_worker, wait_for_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-WORKER_READY_TIMEOUT_S = 120
-JOB_TIMEOUT_S = 180
 
 
 def free_port() -> int:
@@ -99,28 +94,11 @@ def stack(
         worker_metrics_port=metrics_port,
     )
     log_path = data_dir / "worker.log"
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker", "--pool", "solo"],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    worker = start_worker(env, log_path)
     try:
-        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
-        while b"ready." not in log_path.read_bytes():
-            assert worker.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "worker not ready: " + log_path.read_text()[-3000:]
-            time.sleep(0.5)
         yield settings, worker, log_path
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_worker(worker)
         drop_database(database_url)
 
 
@@ -129,16 +107,6 @@ def client(stack: tuple[Settings, subprocess.Popen[bytes], Path]) -> Iterator[Fl
     app = create_app(stack[0])
     yield app.test_client()
     app.extensions[EXTENSION].close()
-
-
-def wait_for_job(client: FlaskClient, job_id: str, log_path: Path) -> dict[str, Any]:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").get_json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.25)
-    pytest.fail(f"job {job_id} did not finish; worker log:\n{log_path.read_text()[-4000:]}")
 
 
 def test_upload_poll_search_through_a_real_worker(

@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,15 +16,15 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from api.context import EXTENSION
-from cli.lfw import PROJECT_ROOT, LfwImage
+from cli.lfw import LfwImage
 from core.settings import Settings
 from core.webhook_signing import verify
 from tests.conftest import MODEL_DIR, create_database, drop_database, migrate
 from tests.webhook_receiver import Answer, running_receiver
+from tests.worker_process import start_worker, stop_worker, wait_for_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-WORKER_READY_TIMEOUT_S = 120
 TIMEOUT_S = 120
 
 
@@ -60,28 +58,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
         "WEBHOOK_RETRY_BASE_S": "0.5",
     }
     log_path = data_dir / "worker.log"
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker", "--pool", "solo"],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    worker = start_worker(env, log_path)
     try:
-        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
-        while b"ready." not in log_path.read_bytes():
-            assert worker.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "worker not ready: " + log_path.read_text()[-3000:]
-            time.sleep(0.5)
         yield settings, log_path
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_worker(worker)
         drop_database(database_url)
 
 
@@ -90,16 +71,6 @@ def client(stack: tuple[Settings, Path]) -> Iterator[FlaskClient]:
     app = create_app(stack[0])
     yield app.test_client()
     app.extensions[EXTENSION].close()
-
-
-def wait_for_job(client: FlaskClient, job_id: str, log_path: Path) -> dict[str, Any]:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").get_json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.25)
-    pytest.fail(f"job {job_id} did not finish; worker log:\n{log_path.read_text()[-4000:]}")
 
 
 def test_upload_search_webhook_through_a_real_worker(
