@@ -21,6 +21,7 @@ from core.queue import SEARCH_TASK
 from core.storage import ObjectNotFound
 from core.webhook_signing import new_secret
 from models import DEFAULT_GALLERY_ID, Job, JobKind, Search, SearchCallback
+from models.search import face_results
 
 log = get_logger(__name__)
 bp = APIBlueprint("searches", __name__, url_prefix="/v1/searches", tag="Searches")
@@ -116,26 +117,7 @@ def serialize_search(search: Search) -> dict[str, Any]:
             "height": search.query_height,
             "image_url": url_for("searches.get_search_query", search_id=search.id),
         },
-        "faces": [
-            {
-                "box": face.box,
-                "confidence": face.confidence,
-                "landmarks": face.landmarks,
-                "matches": [
-                    {
-                        "rank": m.rank,
-                        "score": m.score,
-                        "image_id": m.image_id,
-                        "face_id": m.face_id,
-                        "label": m.label,
-                        "box": m.box,
-                        "image_url": image_url(m.image_id) if m.image_id is not None else None,
-                    }
-                    for m in face.matches
-                ],
-            }
-            for face in search.faces
-        ],
+        "faces": [face_results(face, image_url) for face in search.faces],
     }
 
 

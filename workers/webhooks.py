@@ -47,6 +47,7 @@ from models import (
     utcnow,
 )
 from models.db import session_scope
+from models.search import face_results
 from models.webhook_events import record_event, record_job_event
 
 log = get_logger(__name__)
@@ -123,23 +124,7 @@ def search_result_data(session: Session, search: Search) -> dict[str, Any]:
         .order_by(SearchFace.face_index)
     ).all()
     rendered = [
-        {
-            "box": face.box,
-            "confidence": face.confidence,
-            "matches": [
-                {
-                    "rank": m.rank,
-                    "score": m.score,
-                    "image_id": m.image_id,
-                    "face_id": m.face_id,
-                    "label": m.label,
-                    "box": m.box,
-                    "image_url": f"/v1/images/{m.image_id}/content" if m.image_id else None,
-                }
-                for m in face.matches
-            ],
-        }
-        for face in faces
+        face_results(face, lambda image_id: f"/v1/images/{image_id}/content") for face in faces
     ]
     inline = len(json.dumps(rendered)) <= MAX_INLINE_RESULT_BYTES
     return {
