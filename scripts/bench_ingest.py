@@ -10,12 +10,15 @@ API under gunicorn (``facesearch serve``) and Celery workers (``facesearch worke
   poll its job until it ends, then the next image (what a loop of curl calls does).
 
 Printed per phase: images, faces, wall time, images/s, faces/s, and the peak RSS of the API
-processes and of each worker process (sampled every 0.2 s with psutil), plus the worker's RSS
-after its first 10% of images and at the end (a leak shows as growth between the two).
+processes and of each worker process (sampled every 0.2 s with psutil), plus the first
+worker's RSS along the way: its lowest and highest sample in each window of 1,000 finished
+images. The lowest is the worker at rest between batches, the highest its peak within a
+batch; a leak shows as either rising from the first window to the last.
 
     .venv/bin/python scripts/bench_ingest.py --limit 1000
     .venv/bin/python scripts/bench_ingest.py                    # all 13,233 LFW images
     .venv/bin/python scripts/bench_ingest.py --limit 1000 --skip-naive --pipeline-workers 2
+    .venv/bin/python scripts/bench_ingest.py --naive-limit 2000  # naive loop: first 2,000 only
 
 Needs Postgres and Redis on 127.0.0.1 (as the tests do) and the FaceNet weights in MODEL_DIR.
 """
@@ -213,13 +216,18 @@ def stack(folder: Path, s3_endpoint: str, redis_db: int, pipeline_workers: int) 
 # --- measuring ------------------------------------------------------------------------------
 
 
+RSS_WINDOW = 1000  # images per window of the RSS-over-time report
+
+
 class RssMonitor:
-    """Peak RSS of each process (a process and its children: gunicorn's master + workers)."""
+    """Peak RSS of each process (a process and its children: gunicorn's master + workers),
+    and every sample of the top-level processes, timed, for the RSS-over-time report."""
 
     def __init__(self, groups: dict[str, int]) -> None:
         self.groups = groups
         self.peak: dict[str, int] = {}
         self.current: dict[str, int] = {}
+        self.samples: dict[str, list[tuple[float, int]]] = {name: [] for name in groups}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -238,6 +246,8 @@ class RssMonitor:
                     continue
                 self.current[label] = rss
                 self.peak[label] = max(self.peak.get(label, 0), rss)
+                if i == 0:
+                    self.samples[name].append((time.monotonic(), rss))
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
@@ -260,9 +270,36 @@ class Result:
     faces: int = 0
     wall_s: float = 0.0
     peak_rss: dict[str, int] = field(default_factory=dict)
-    worker_rss_early: int = 0
-    worker_rss_end: int = 0
+    # (images finished, lowest RSS, highest RSS) of worker0 for each window of RSS_WINDOW images
+    worker_rss_windows: list[tuple[int, int, int]] = field(default_factory=list)
     notes: str = ""
+
+
+def rss_windows(
+    samples: list[tuple[float, int]], marks: list[tuple[float, int]], window: int
+) -> list[tuple[int, int, int]]:
+    """Per window of ``window`` finished images: (images at its end, lowest RSS, highest RSS).
+
+    ``marks`` are (time, images finished so far), from polling the job; ``samples`` are
+    (time, RSS). A window ends at the first mark at or past its multiple of ``window`` (the
+    last one at the last mark), and holds the samples taken since the previous window ended.
+    """
+    ends: list[tuple[float, int]] = []
+    target = window
+    for at, finished in marks:
+        if finished >= target:
+            ends.append((at, finished))
+            target = (finished // window + 1) * window
+    if marks and (not ends or ends[-1][1] < marks[-1][1]):
+        ends.append(marks[-1])
+    windows: list[tuple[int, int, int]] = []
+    start = float("-inf")
+    for end, finished in ends:
+        inside = [rss for at, rss in samples if start < at <= end]
+        if inside:
+            windows.append((finished, min(inside), max(inside)))
+        start = end
+    return windows
 
 
 def run_archive_phase(s: Stack, archive: Path, total: int) -> Result:
@@ -273,21 +310,20 @@ def run_archive_phase(s: Stack, archive: Path, total: int) -> Result:
         started = time.monotonic()
         job_url = upload(client, archive, "folder", quiet=True)  # what `facesearch ingest` does
         say(f"archive stored in {time.monotonic() - started:.1f} s; job {job_url}")
+        marks: list[tuple[float, int]] = []
         while True:
             job = client.get(job_url).json()
             progress = job["progress"]
-            finished = progress["done"] + progress["failed"] + progress["skipped"]
-            if not result.worker_rss_early and finished >= max(total // 10, 1):
-                result.worker_rss_early = monitor.current.get("worker0", 0)
+            marks.append((time.monotonic(), progress["done"] + progress["failed"]))
             if job["status"] not in ("queued", "running"):
                 break
             time.sleep(0.5)
         result.wall_s = time.monotonic() - started
-        result.worker_rss_end = monitor.current.get("worker0", 0)
         say(summary(client, job, result.wall_s))
     result.images = progress["done"] + progress["failed"]
     result.faces = int(job["result"].get("faces", 0))
     result.peak_rss = monitor.peak
+    result.worker_rss_windows = rss_windows(monitor.samples["worker0"], marks, RSS_WINDOW)
     result.notes = f"status {job['status']}, failed {progress['failed']} (no face or unusable)"
     return result
 
@@ -295,6 +331,7 @@ def run_archive_phase(s: Stack, archive: Path, total: int) -> Result:
 def run_naive_phase(s: Stack, archive: Path, limit: int | None, total: int) -> Result:
     result = Result("naive")
     groups = {"api": s.api.pid} | {f"worker{i}": w.pid for i, w in enumerate(s.workers)}
+    marks: list[tuple[float, int]] = []
     with RssMonitor(groups) as monitor, httpx.Client(base_url=s.url, timeout=60) as client:
         started = time.monotonic()
         for n, (member, data) in enumerate(lfw_members(archive, limit), start=1):
@@ -313,13 +350,12 @@ def run_naive_phase(s: Stack, archive: Path, limit: int | None, total: int) -> R
                 time.sleep(0.02)
             result.images += 1
             result.faces += int(job["result"].get("faces", 0))
-            if n == max(total // 10, 1):
-                result.worker_rss_early = monitor.current.get("worker0", 0)
+            marks.append((time.monotonic(), n))
             if n % 100 == 0:
                 say(f"naive: {n}/{total} images, {n / (time.monotonic() - started):.2f}/s")
         result.wall_s = time.monotonic() - started
     result.peak_rss = monitor.peak
-    result.worker_rss_end = monitor.current.get("worker0", 0)
+    result.worker_rss_windows = rss_windows(monitor.samples["worker0"], marks, RSS_WINDOW)
     return result
 
 
@@ -345,10 +381,17 @@ def report(results: list[Result]) -> None:
         print(f"  {r.images / r.wall_s:.2f} images/s, {r.faces / r.wall_s:.2f} faces/s")
         for name, rss in sorted(r.peak_rss.items()):
             print(f"  peak RSS {name}: {rss / mb:.0f} MB")
-        print(
-            f"  worker0 RSS after 10% of the images: {r.worker_rss_early / mb:.0f} MB, "
-            f"at the end: {r.worker_rss_end / mb:.0f} MB"
-        )
+        windows = r.worker_rss_windows
+        if windows:
+            print(f"  worker0 RSS (MB) per window of {RSS_WINDOW} images: lowest-highest sample")
+            line = ", ".join(f"{n}: {low / mb:.0f}-{high / mb:.0f}" for n, low, high in windows)
+            print(f"    {line}")
+            for what, column in (("lowest (at rest)", 1), ("highest (in a batch)", 2)):
+                values = [window[column] / mb for window in windows]
+                print(
+                    f"  worker0 {what}: first window {values[0]:.0f} MB, last {values[-1]:.0f} "
+                    f"MB, range over the windows {min(values):.0f}-{max(values):.0f} MB"
+                )
         if r.notes:
             print(f"  {r.notes}")
     if len(results) == 2 and results[1].wall_s:
@@ -362,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--pipeline-workers", type=int, default=1)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--naive-limit",
+        type=int,
+        default=None,
+        help="the naive loop takes only the first N of the images (default: all of them)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     parser.add_argument(
         "--upload-only",
@@ -396,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_naive:
             with stack(work / "naive", f"{host}:{port}", 12, args.pipeline_workers) as s:
                 say("naive phase")
-                results.append(run_naive_phase(s, archive, None, total))
+                naive_total = min(total, args.naive_limit or total)
+                results.append(run_naive_phase(s, archive, naive_total, naive_total))
         report(results)
     finally:
         s3.stop()

@@ -56,6 +56,7 @@ def get_pipeline() -> FacePipeline:
         max_faces=settings.max_faces_per_image,
         batch_size=settings.pipeline_batch_size,
         max_detect_side=settings.detect_max_side or None,
+        release_memory=settings.pipeline_release_memory,
     )
     pipeline.load()
     return pipeline

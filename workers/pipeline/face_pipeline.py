@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.memory import release_free_heap
+
 from .align import MARGIN, crop_faces
 from .detector import MIN_CONFIDENCE, MIN_FACE_SIZE, Detection, FaceDetector, validate_image
 from .embedder import FaceEmbedder, check_crops
@@ -56,9 +58,15 @@ class FacePipeline:
         margin: float = MARGIN,
         batch_size: int = 32,
         max_detect_side: int | None = None,
+        release_memory: bool = True,
     ) -> None:
         """``max_detect_side`` (an addition, off by default): detect on a copy downscaled to
-        this longer side, crop and embed from the original; see ``detector``."""
+        this longer side, crop and embed from the original; see ``detector``.
+
+        ``release_memory``: after each ``process`` call, hand the heap's free pages back to
+        the OS (``core.memory``): without it a long-running worker's RSS sits about 500 MB
+        higher and wanders from batch to batch. It costs ~30 ms after a batch of 32 LFW
+        images (about 1% of the batch's time) and ~4 ms after one image."""
         spec = get_spec(model_name)  # WeightsError now for an unknown model, not at load
         if not 0.0 <= margin <= 2.0:
             raise ValueError(f"margin is a fraction of the face box, in [0, 2]; got {margin}")
@@ -67,6 +75,7 @@ class FacePipeline:
         self.spec = spec
         self.weights_dir = Path(weights_dir)
         self.margin = margin
+        self.release_memory = release_memory
         self.load_seconds: float | None = None
         self._detector = FaceDetector(
             min_confidence=min_confidence,
@@ -166,6 +175,9 @@ class FacePipeline:
             ]
             offset += len(found)
             results.append(faces)
+        if self.release_memory:
+            # The batch's buffers are garbage now (only the small embeddings were copied out).
+            release_free_heap()
         return results
 
     @staticmethod
