@@ -134,6 +134,10 @@ class JobItem(Base):
 
 def refresh_progress(session: Session, job: Job) -> None:
     """Recompute the counters from the items: idempotent under redelivery, unlike += 1."""
+    # Lock the job row before counting: two transactions refreshing at once (an archive's
+    # reader and its pipeline) then count one after the other, and the later one sees what
+    # the earlier committed instead of overwriting it with an older count.
+    session.execute(select(Job.id).where(Job.id == job.id).with_for_update())
     rows = session.execute(
         select(JobItem.status, func.count())
         .where(JobItem.job_id == job.id)

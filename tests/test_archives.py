@@ -11,6 +11,7 @@ import tarfile
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.settings import Settings
 from core.storage import open_store
 from models import Image, Job, JobItem, JobKind, JobStatus
+from tests.conftest import create_database, drop_database, migrate
 from tests.test_api import error_of, make_client, queued_messages
 from workers.archives import member_label, scan_archive
 
@@ -609,3 +611,98 @@ def test_the_ingest_command_has_help() -> None:
     result = CliRunner().invoke(cli, ["ingest", "--help"])
     assert result.exit_code == 0, result.output
     assert "--label-from [folder|filename|none]" in result.output
+
+
+class GatedStore:
+    """An object store whose writes of new images wait for ``gate`` once ``open_after`` of
+    them are done: the archive's reader cannot finish before the test lets it. After
+    ``timeout_s`` without the gate, it records ``timed_out`` and waits no more."""
+
+    def __init__(self, store: Any, gate: threading.Event, open_after: int, timeout_s: float):
+        self._store = store
+        self._gate = gate
+        self._open_after = open_after
+        self._timeout_s = timeout_s
+        self.puts = 0
+        self.timed_out = False
+
+    def put(self, key: str, data: bytes, **kwargs: Any) -> None:
+        self.puts += 1
+        if self.puts > self._open_after and not self._gate.wait(self._timeout_s):
+            self.timed_out = True
+            self._gate.set()
+        self._store.put(key, data, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@pytest.fixture
+def committing_sessions() -> Iterator[sessionmaker[Session]]:
+    """Sessions that really commit, each on its own connection (threads may share the
+    factory), in a database of their own: what they commit cannot leak into other tests."""
+    from models.db import make_engine, make_session_factory
+
+    url = create_database()
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+        drop_database(url)
+
+
+def test_the_pipeline_runs_while_the_archive_is_still_being_read(
+    archive_settings: Settings, committing_sessions: sessionmaker[Session], face_pipeline: Any
+) -> None:
+    """Reading and the pipeline overlap in one task run: the first pipeline batch runs while
+    the reader is held back, mid-archive. Run one after the other, the reader would wait out
+    its timeout and the pipeline would only ever see a fully read archive."""
+    from workers.archives import run_archive
+
+    sessions = committing_sessions  # the reader thread and the pipeline commit separately
+    client = make_client(archive_settings, sessions)
+    members = [(f"photos/p{i:02d}.jpg", jpeg(1000 + i)) for i in range(24)]
+    job_id = post_raw(client, make_tar(members)).get_json()["job_id"]
+
+    read_through: threading.Event = threading.Event()
+    seen: list[tuple[bool, int]] = []  # per pipeline call: (archive fully read?, images)
+
+    class WatchedPipeline:
+        model_name = face_pipeline.model_name
+
+        def process(self, images: list[Any]) -> Any:
+            with sessions() as session:
+                job = session.get_one(Job, job_id)
+                seen.append((bool(job.params.get("scanned")), len(images)))
+            read_through.set()
+            return face_pipeline.process(images)
+
+    store = GatedStore(
+        open_store(archive_settings.storage_url), read_through, open_after=8, timeout_s=20
+    )
+    run_archive(
+        job_id,
+        sessions=sessions,
+        store=store,  # type: ignore[arg-type]
+        pipeline=WatchedPipeline(),  # type: ignore[arg-type]
+        request_index=lambda m, j: None,
+        continue_later=lambda: None,
+        batch_size=4,
+        max_pixels=archive_settings.max_image_pixels,
+        max_member_bytes=archive_settings.max_upload_bytes,
+        scan_batch=4,
+        budget_s=120,
+    )
+
+    assert not store.timed_out, "the reader waited for a pipeline that never ran"
+    assert seen, "the pipeline never ran"
+    assert seen[0][0] is False, "the first batch ran only once the archive was fully read"
+    assert sum(n for _, n in seen) == 24  # every member went through the pipeline once
+    with sessions() as session:
+        job = session.get_one(Job, job_id)
+        assert job.params.get("scanned") is True
+        statuses = session.scalars(select(JobItem.status).where(JobItem.job_id == job_id)).all()
+    assert len(statuses) == 24
+    assert {str(s) for s in statuses} == {"failed"}  # synthetic images hold no face

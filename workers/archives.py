@@ -1,4 +1,9 @@
-"""Archive ingest: read an archive from the store member by member, then run the pipeline.
+"""Archive ingest: read an archive from the store member by member, and run the pipeline.
+
+While the archive is being read (in a thread: decompression, hashing, object-store writes and
+inserts, mostly waiting on I/O), the task's own thread already runs pipeline batches over the
+members recorded so far, so reading costs little wall time (it was a fifth of LFW's ingest
+when the two ran one after the other).
 
 One task run does a bounded amount of work (``budget_s``) and queues its own continuation,
 so no run nears the task time limit whatever the archive's size, and a killed run costs at
@@ -11,9 +16,12 @@ The pipeline part is :func:`workers.ingest.process_pending`, shared with plain u
 
 from __future__ import annotations
 
+import contextvars
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -46,6 +54,9 @@ MAX_LABEL = 200
 # A commit that meets a concurrent writer (a duplicate delivery of this task, or an upload of
 # the same bytes) is redone against what that writer committed.
 COMMIT_ATTEMPTS = 3
+# While the reader runs and no member is pending, how long the pipeline waits before looking
+# again (the reader commits a batch of ARCHIVE_SCAN_BATCH members every few hundred ms).
+PENDING_POLL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -218,9 +229,11 @@ def scan_archive(
     max_pixels: int,
     scan_batch: int,
     deadline: float | None = None,
+    stop: threading.Event | None = None,
 ) -> bool:
     """Record every member of the job's archive as an item; True once the whole archive is
-    recorded (or unreadable: the job says why), False when stopped early (deadline, cancel).
+    recorded (or unreadable: the job says why), False when stopped early (deadline, cancel,
+    ``stop`` set).
 
     A rerun passes over the members already recorded without reading their bytes.
     """
@@ -257,6 +270,8 @@ def scan_archive(
                         return False
                     batch = []
                     if deadline is not None and time.monotonic() >= deadline:
+                        return False
+                    if stop is not None and stop.is_set():
                         return False
     except ObjectNotFound:
         error = f"the archive {key!r} is not in the object store"
@@ -308,13 +323,30 @@ def run_archive(
         job.start()
         scanned = bool(job.params.get("scanned"))
     if not scanned:
-        complete = scan_archive(
+        complete = _scan_while_processing(
             job_id,
-            sessions=sessions,
-            store=store,
-            max_member_bytes=max_member_bytes,
-            max_pixels=max_pixels,
-            scan_batch=scan_batch,
+            scan=lambda stop: scan_archive(
+                job_id,
+                sessions=sessions,
+                store=store,
+                max_member_bytes=max_member_bytes,
+                max_pixels=max_pixels,
+                scan_batch=scan_batch,
+                deadline=deadline,
+                stop=stop,
+            ),
+            process_one_batch=lambda: process_pending(
+                job_id,
+                sessions=sessions,
+                store=store,
+                pipeline=pipeline,
+                request_index=request_index,
+                batch_size=batch_size,
+                max_pixels=max_pixels,
+                deadline=deadline,
+                max_batches=1,
+            ),
+            job_finished=lambda: _job_finished(sessions, job_id),
             deadline=deadline,
         )
         if not complete:
@@ -341,13 +373,49 @@ def run_archive(
         _continue_unless_finished(sessions, job_id, continue_later)
 
 
+def _scan_while_processing(
+    job_id: str,
+    *,
+    scan: Callable[[threading.Event], bool],
+    process_one_batch: Callable[[], bool],
+    job_finished: Callable[[], bool],
+    deadline: float,
+) -> bool:
+    """Run ``scan`` in a thread and pipeline batches here until it ends; its result.
+
+    ``process_one_batch`` returns True when nothing was pending. The reader thread is always
+    finished when this returns (a continuation task must never meet a second reader of the
+    same job), and its exception, if any, is raised here.
+    """
+    stop = threading.Event()
+    # copy_context: the reader's log lines carry the task's job and task ids too.
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-reader") as pool:
+        reading: Future[bool] = pool.submit(context.run, scan, stop)
+        try:
+            while not reading.done() and time.monotonic() < deadline:
+                if process_one_batch() or job_finished():
+                    # Nothing pending yet (or cancelled: the reader stops at its next commit).
+                    wait([reading], timeout=PENDING_POLL_S)
+        finally:
+            # On an error here (or the task's soft time limit), the reader stops after its
+            # current batch instead of reading on to the deadline.
+            stop.set()
+        complete = reading.result()
+    log.info("archive: read while processing", job_id=job_id, complete=complete)
+    return complete
+
+
+def _job_finished(sessions: sessionmaker[Session], job_id: str) -> bool:
+    with session_scope(sessions) as session:
+        job = session.get(Job, job_id)
+        return job is None or job.status.finished
+
+
 def _continue_unless_finished(
     sessions: sessionmaker[Session], job_id: str, continue_later: Callable[[], None]
 ) -> None:
-    with session_scope(sessions) as session:
-        job = session.get(Job, job_id)
-        finished = job is None or job.status.finished
-    if finished:
+    if _job_finished(sessions, job_id):
         _cancel_leftovers(sessions, job_id)
     else:
         continue_later()

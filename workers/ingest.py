@@ -161,14 +161,17 @@ def process_pending(
     batch_size: int,
     max_pixels: int,
     deadline: float | None = None,
+    max_batches: int | None = None,
 ) -> bool:
     """Detect and embed the job's pending items, one batch per transaction.
 
     Returns True once no pending item is left, False when it stopped early: the job was
-    cancelled (checked between batches) or ``deadline`` (``time.monotonic()``) passed.
-    Each batch stays locked until its outcome is committed, so a killed worker's batch is
-    simply pending again for the next one, and nothing is recorded twice.
+    cancelled (checked between batches), ``deadline`` (``time.monotonic()``) passed, or
+    ``max_batches`` full batches were done. Each batch stays locked until its outcome is
+    committed, so a killed worker's batch is simply pending again for the next one, and
+    nothing is recorded twice.
     """
+    batches = 0
     while True:
         with session_scope(sessions) as session:
             job = session.get(Job, job_id)
@@ -193,7 +196,10 @@ def process_pending(
         # After the commit above (the indexer reads these rows), so that a long job's faces
         # become searchable while it runs.
         request_index(pipeline.model_name, None)
+        batches += 1
         if deadline is not None and time.monotonic() >= deadline:
+            return False
+        if max_batches is not None and batches >= max_batches:
             return False
 
 
