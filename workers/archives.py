@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -322,6 +323,17 @@ def run_archive(
             return
         job.start()
         scanned = bool(job.params.get("scanned"))
+    process_batches = partial(
+        process_pending,
+        job_id,
+        sessions=sessions,
+        store=store,
+        pipeline=pipeline,
+        request_index=request_index,
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+        deadline=deadline,
+    )
     if not scanned:
         complete = _scan_while_processing(
             job_id,
@@ -335,17 +347,7 @@ def run_archive(
                 deadline=deadline,
                 stop=stop,
             ),
-            process_one_batch=lambda: process_pending(
-                job_id,
-                sessions=sessions,
-                store=store,
-                pipeline=pipeline,
-                request_index=request_index,
-                batch_size=batch_size,
-                max_pixels=max_pixels,
-                deadline=deadline,
-                max_batches=1,
-            ),
+            process_one_batch=partial(process_batches, max_batches=1),
             job_finished=lambda: _job_finished(sessions, job_id),
             deadline=deadline,
         )
@@ -355,16 +357,7 @@ def run_archive(
         # Read to the end: other pipeline workers may now share the batches.
         for _ in range(parallel_tasks - 1):
             continue_later()
-    drained = process_pending(
-        job_id,
-        sessions=sessions,
-        store=store,
-        pipeline=pipeline,
-        request_index=request_index,
-        batch_size=batch_size,
-        max_pixels=max_pixels,
-        deadline=deadline,
-    )
+    drained = process_batches()
     if drained:
         # The indexer closes the job once its faces are searchable (a job that failed as a
         # whole, e.g. not an archive, is already closed and stays as it is).
