@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
-from api import web
+from api import auth, web
 from api.context import EXTENSION, Services, close_db
 from api.docs import use_local_assets
 from api.errors import register_error_handlers
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     install_metrics(app, app.extensions[EXTENSION])
     app.register_blueprint(web.bp)
     install_request_log(app)
+    auth.install(app)
     register_error_handlers(app)
     use_local_assets(app)
 
@@ -61,7 +62,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     for module in (archives, job_control):
         app.register_blueprint(module.bp)
-    from api import webhooks  # noqa: PLC0415 (subscriptions, deliveries)
+    from api import galleries, keys, webhooks  # noqa: PLC0415 (tenancy, subscriptions)
 
-    app.register_blueprint(webhooks.bp)
+    for module in (webhooks, galleries, keys):
+        app.register_blueprint(module.bp)
     return app

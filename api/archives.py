@@ -15,6 +15,7 @@ from apiflask import APIBlueprint
 from flask import request
 
 from api import schemas
+from api.auth import gallery_id, requires
 from api.context import db, services
 from api.enqueue import send_after_commit
 from api.errors import ApiError
@@ -23,7 +24,7 @@ from core.archives import LABEL_SOURCES, SNIFF_BYTES, PrefixedStream, sniff_form
 from core.logging import get_logger
 from core.queue import ARCHIVE_TASK
 from core.storage import ObjectNotFound, StorageError, validate_key
-from models import Job, JobKind
+from models import Job, JobKind, Scope
 from models.job import new_uuid
 
 log = get_logger(__name__)
@@ -122,6 +123,7 @@ def _from_store(object_key: Any) -> dict[str, Any]:
         422: "Invalid option",
     },
 )
+@requires(Scope.WRITE)
 def upload_archive() -> tuple[dict[str, Any], int, dict[str, str]]:
     settings = services().settings
     # This route alone may receive more than MAX_REQUEST_BYTES: it streams to the store.
@@ -159,7 +161,7 @@ def upload_archive() -> tuple[dict[str, Any], int, dict[str, str]]:
         }
         params |= _store_stream(request.stream, object_key)
 
-    job = Job(id=job_id, kind=JobKind.ARCHIVE, idempotency_key=key)
+    job = Job(id=job_id, kind=JobKind.ARCHIVE, gallery_id=gallery_id(), idempotency_key=key)
     job.params = {**params, "label_from": label_from}
     db().add(job)
     send_after_commit(job, ARCHIVE_TASK, job_id=job.id)

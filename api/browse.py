@@ -18,11 +18,12 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from api import schemas
+from api.auth import gallery_id, requires
 from api.context import db
 from api.errors import ApiError
 from api.images import serialize_image
 from api.jobs import serialize_job
-from models import DEFAULT_GALLERY_ID, Image, ImageStatus, Job, JobKind, JobStatus
+from models import Image, ImageStatus, Job, JobKind, JobStatus, Scope
 
 bp = APIBlueprint("browse", __name__, tag="Browse")
 DEFAULT_LIMIT = 50
@@ -98,10 +99,11 @@ class LabelPage(Schema):
 @bp.input(ImagesQuery, location="query", arg_name="query")
 @bp.output(ImagePage)
 @bp.doc(summary="List gallery images, oldest first, filtered by label and status")
+@requires(Scope.SEARCH)
 def list_images(query: dict[str, Any]) -> dict[str, Any]:
     statement = (
         select(Image)
-        .where(Image.gallery_id == DEFAULT_GALLERY_ID)
+        .where(Image.gallery_id == gallery_id())
         .options(selectinload(Image.faces))
         .order_by(Image.id)
         .limit(query["limit"] + 1)
@@ -125,8 +127,14 @@ def list_images(query: dict[str, Any]) -> dict[str, Any]:
 @bp.input(JobsQuery, location="query", arg_name="query")
 @bp.output(JobPage)
 @bp.doc(summary="List jobs, newest first, filtered by kind and status")
+@requires(Scope.SEARCH)
 def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
-    statement = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(query["limit"] + 1)
+    statement = (
+        select(Job)
+        .where(Job.gallery_id == gallery_id())
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(query["limit"] + 1)
+    )
     if "kind" in query:
         statement = statement.where(Job.kind == JobKind(query["kind"]))
     if "status" in query:
@@ -155,10 +163,11 @@ def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
 @bp.input(LabelsQuery, location="query", arg_name="query")
 @bp.output(LabelPage)
 @bp.doc(summary="The gallery's labels (identities) with their image counts, alphabetically")
+@requires(Scope.SEARCH)
 def list_labels(query: dict[str, Any]) -> dict[str, Any]:
     statement = (
         select(Image.label, func.count(Image.id))
-        .where(Image.gallery_id == DEFAULT_GALLERY_ID, Image.label.is_not(None))
+        .where(Image.gallery_id == gallery_id(), Image.label.is_not(None))
         .group_by(Image.label)
         .order_by(Image.label)
         .limit(query["limit"] + 1)

@@ -7,11 +7,14 @@ from apiflask import APIBlueprint, APIFlask
 from flask import Response, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
+from api.auth import public
+
 bp = APIBlueprint("docs_assets", __name__, enable_openapi=False)
 ASSETS = ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css")
 
 
 @bp.get("/docs/assets/<path:name>")
+@public
 def asset(name: str) -> Response:
     return send_from_directory(str(swagger_ui_path), name, max_age=86_400)
 

@@ -16,12 +16,15 @@ log = get_logger(__name__)
 
 CODES = {
     400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
+    429: "too_many_requests",
     500: "internal_error",
     503: "unavailable",
 }
@@ -31,9 +34,15 @@ class ApiError(HTTPError):
     """An HTTPError that also carries a stable machine-readable ``code``."""
 
     def __init__(
-        self, status: int, message: str, *, code: str | None = None, details: Any = None
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(status, message, detail=details or {})
+        super().__init__(status, message, detail=details or {}, headers=headers)
         self.code = code or CODES.get(status, "error")
 
 

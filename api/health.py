@@ -8,6 +8,7 @@ from typing import Any
 from apiflask import APIBlueprint
 from sqlalchemy import text
 
+from api.auth import public
 from api.context import db, services
 from core.index import VectorIndex
 
@@ -16,6 +17,7 @@ bp = APIBlueprint("health", __name__, tag="Health")
 
 @bp.get("/healthz")
 @bp.doc(summary="Liveness: the process answers")
+@public
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -62,6 +64,7 @@ CHECKS: dict[str, Callable[[], str]] = {
     summary="Readiness: each part this service depends on answers",
     responses={200: "Every part is ready", 503: "At least one part is not"},
 )
+@public
 def readyz() -> tuple[dict[str, Any], int]:
     results: dict[str, str] = {}
     for name, check in CHECKS.items():

@@ -12,24 +12,17 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
 from api import schemas
+from api.auth import gallery_id, requires
 from api.context import db, services
 from api.enqueue import finish_job_now, send_after_commit
 from api.errors import ApiError
 from api.jobs import existing_job_for_key, job_created
-from api.uploads import Upload, read_upload, store_upload
+from api.uploads import read_upload, status_code
 from core.logging import get_logger
 from core.queue import DELETE_VECTORS_TASK, INGEST_TASK
 from core.storage import ObjectNotFound
-from models import (
-    DEFAULT_GALLERY_ID,
-    Image,
-    ItemStatus,
-    Job,
-    JobItem,
-    JobKind,
-    Search,
-    refresh_progress,
-)
+from models import Image, Job, JobKind, Scope, Search
+from services.images import UploadedFile, create_ingest_job
 
 log = get_logger(__name__)
 bp = APIBlueprint("images", __name__, url_prefix="/v1/images", tag="Images")
@@ -67,7 +60,7 @@ def serialize_image(image: Image) -> dict[str, Any]:
     }
 
 
-def _refuse_all(uploads: list[Upload]) -> ApiError:
+def _refuse_all(uploads: list[UploadedFile]) -> ApiError:
     details = {
         "files": [
             {"name": u.filename, "code": u.error.code, "message": u.error.message}
@@ -75,7 +68,7 @@ def _refuse_all(uploads: list[Upload]) -> ApiError:
             if u.error
         ]
     }
-    statuses = {u.status_code for u in uploads}
+    statuses = {status_code(u) for u in uploads}
     status = statuses.pop() if len(statuses) == 1 else 422
     if len(uploads) == 1 and uploads[0].error:
         message = f"{uploads[0].filename}: {uploads[0].error.message}"
@@ -105,49 +98,6 @@ def _labels(given: list[str], n_files: int) -> list[str | None]:
     return cleaned
 
 
-def _create_ingest_job(uploads: list[Upload], labels: list[str | None], key: str | None) -> Job:
-    session = db()
-    job = Job(kind=JobKind.INGEST, idempotency_key=key)
-    session.add(job)
-    seen: dict[str, Image] = {}
-    for position, upload in enumerate(uploads):
-        item = JobItem(position=position, name=upload.filename)
-        job.items.append(item)
-        if upload.error is not None:
-            item.status, item.error = ItemStatus.FAILED, upload.error.message
-            continue
-        assert upload.info is not None
-        image = seen.get(upload.sha256) or session.scalar(
-            select(Image).where(
-                Image.gallery_id == DEFAULT_GALLERY_ID, Image.sha256 == upload.sha256
-            )
-        )
-        if image is not None:
-            # Content-addressed: the same bytes are one image. A repeat is a skip, not a copy.
-            session.flush()
-            item.status, item.image_id = ItemStatus.SKIPPED, image.id
-            item.error = f"the same image is already in the gallery (image {image.id})"
-            continue
-        image = Image(
-            gallery_id=DEFAULT_GALLERY_ID,
-            sha256=upload.sha256,
-            object_key=store_upload(services().store, upload),
-            content_type=upload.info.content_type,
-            size_bytes=len(upload.data),
-            width=upload.info.width,
-            height=upload.info.height,
-            filename=upload.filename,
-            label=labels[position],
-        )
-        session.add(image)
-        session.flush()
-        seen[upload.sha256] = image
-        item.image_id = image.id
-    session.flush()
-    refresh_progress(session, job)
-    return job
-
-
 @bp.post("")
 @bp.input(schemas.ImageUploadIn, location="form_and_files", arg_name="body")
 @bp.output(schemas.JobCreatedOut, status_code=202)
@@ -163,6 +113,7 @@ def _create_ingest_job(uploads: list[Upload], labels: list[str | None], key: str
         422: "Invalid input",
     },
 )
+@requires(Scope.WRITE)
 def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     settings = services().settings
     files: list[FileStorage] = body["file"]
@@ -183,15 +134,26 @@ def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
     ]
     if all(u.error for u in uploads):
         raise _refuse_all(uploads)
+
+    def create() -> Job:
+        return create_ingest_job(
+            db(),
+            gallery_id=gallery_id(),
+            store=services().store,
+            uploads=uploads,
+            labels=labels,
+            idempotency_key=key,
+        )
+
     try:
-        job = _create_ingest_job(uploads, labels, key)
+        job = create()
     except IntegrityError:
         # Another request stored the same bytes or used the same key at the same moment;
         # a second attempt sees its rows and records skips instead.
         db().rollback()
         if key and (job := existing_job_for_key(key, JobKind.INGEST)) is not None:
             return job_created(job)
-        job = _create_ingest_job(uploads, labels, key)
+        job = create()
     pending = job.total - job.failed - job.skipped
     if pending:
         send_after_commit(job, INGEST_TASK, job_id=job.id)
@@ -204,12 +166,14 @@ def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
 @bp.get("/<int:image_id>")
 @bp.output(schemas.ImageOut)
 @bp.doc(summary="An image, its status and its faces", responses={404: "No such image"})
+@requires(Scope.SEARCH)
 def get_image(image_id: int) -> dict[str, Any]:
     return serialize_image(_image_or_404(image_id))
 
 
 @bp.get("/<int:image_id>/content")
 @bp.doc(summary="The image's bytes", responses={200: "The original file", 404: "No such image"})
+@requires(Scope.SEARCH)
 def get_image_content(image_id: int) -> Response:
     image = _image_or_404(image_id)
     try:
@@ -217,9 +181,10 @@ def get_image_content(image_id: int) -> Response:
     except ObjectNotFound as exc:
         raise ApiError(404, f"the bytes of image {image_id} are missing from the store") from exc
     response = Response(data, mimetype=image.content_type)
-    # Content-addressed: the bytes behind this URL never change.
+    # Content-addressed: the bytes behind this URL never change. Private: a face is
+    # biometric data, and shared caches must not keep what a key was needed to read.
     response.set_etag(image.sha256)
-    response.cache_control.public = True
+    response.cache_control.private = True
     response.cache_control.max_age = 86_400
     response.make_conditional(request)
     return response
@@ -230,6 +195,7 @@ def get_image_content(image_id: int) -> Response:
 @bp.doc(
     summary="Delete an image: its bytes, its rows and its vectors", responses={404: "No such image"}
 )
+@requires(Scope.WRITE)
 def delete_image(image_id: int) -> tuple[str, int]:
     session = db()
     image = _image_or_404(image_id)
@@ -263,6 +229,7 @@ def delete_image(image_id: int) -> tuple[str, int]:
 
 def _image_or_404(image_id: int) -> Image:
     image = db().get(Image, image_id)
-    if image is None:
+    # Another gallery's image is answered exactly like one that does not exist.
+    if image is None or image.gallery_id != gallery_id():
         raise ApiError(404, f"there is no image {image_id}")
     return image

@@ -8,24 +8,18 @@ from apiflask import APIBlueprint
 from sqlalchemy import select
 
 from api import schemas
+from api.auth import requires
 from api.context import db
 from api.enqueue import finish_job_now
 from api.errors import ApiError
-from api.jobs import serialize_job
-from models import ItemStatus, Job, JobItem, JobKind, JobStatus, refresh_progress
+from api.jobs import job_or_404, serialize_job
+from models import ItemStatus, JobItem, JobKind, JobStatus, Scope, refresh_progress
 from models import skip_pending_items as skip_pending
 
 bp = APIBlueprint("job_control", __name__, url_prefix="/v1/jobs", tag="Jobs")
 
 CANCELLABLE = (JobKind.INGEST, JobKind.ARCHIVE)
 CANCELLED_REASON = "the job was cancelled before this item was processed"
-
-
-def _job_or_404(job_id: str, *, lock: bool = False) -> Job:
-    job = db().get(Job, job_id, with_for_update=lock)
-    if job is None:
-        raise ApiError(404, f"there is no job {job_id}")
-    return job
 
 
 @bp.get("/<job_id>/items")
@@ -37,8 +31,9 @@ def _job_or_404(job_id: str, *, lock: bool = False) -> Job:
     "`cursor` for the next page. `status=failed` lists every failure with its reason.",
     responses={404: "No such job"},
 )
+@requires(Scope.SEARCH)
 def list_items(job_id: str, query: dict[str, Any]) -> dict[str, Any]:
-    _job_or_404(job_id)
+    job_or_404(job_id)
     limit: int = query["limit"]
     statement = select(JobItem).where(JobItem.job_id == job_id)
     if "status" in query:
@@ -70,16 +65,17 @@ def list_items(job_id: str, query: dict[str, Any]) -> dict[str, Any]:
     "between batches. Images already processed stay in the gallery.",
     responses={404: "No such job", 409: "The job already finished or cannot be cancelled"},
 )
+@requires(Scope.WRITE)
 def cancel_job(job_id: str) -> dict[str, Any]:
     session = db()
-    job = _job_or_404(job_id)
+    job = job_or_404(job_id)
     if job.kind not in CANCELLABLE:
         raise ApiError(409, f"a {job.kind} job cannot be cancelled", code="not_cancellable")
     if job.status.finished:
         raise ApiError(409, f"the job already finished ({job.status})", code="already_finished")
     # Items first, then the job row: the same order a worker locks them in (no deadlock).
     skip_pending(session, job_id, CANCELLED_REASON)
-    job = _job_or_404(job_id, lock=True)
+    job = job_or_404(job_id, lock=True)
     session.refresh(job)
     refresh_progress(session, job)
     if job.status.finished:

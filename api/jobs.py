@@ -9,10 +9,11 @@ from flask import url_for
 from sqlalchemy import select
 
 from api import schemas
+from api.auth import gallery_id, principal, requires
 from api.context import db
 from api.errors import ApiError
 from api.progress import job_progress
-from models import Job, JobItem, JobKind
+from models import Job, JobItem, JobKind, Scope
 
 bp = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", tag="Jobs")
 
@@ -31,7 +32,7 @@ def job_created(job: Job) -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 def existing_job_for_key(key: str, kind: JobKind) -> Job | None:
-    job = db().scalar(select(Job).where(Job.idempotency_key == key))
+    job = db().scalar(select(Job).where(Job.gallery_id == gallery_id(), Job.idempotency_key == key))
     if job is not None and job.kind != kind:
         raise ApiError(409, f"the Idempotency-Key {key!r} was already used for a {job.kind} job")
     return job
@@ -77,8 +78,19 @@ def serialize_job(job: Job, *, with_items: bool = True) -> dict[str, Any]:
 @bp.get("/<job_id>")
 @bp.output(schemas.JobOut)
 @bp.doc(summary="A job's status, progress and result", responses={404: "No such job"})
+@requires(Scope.SEARCH)
 def get_job(job_id: str) -> dict[str, Any]:
-    job = db().get(Job, job_id)
-    if job is None:
+    return serialize_job(job_or_404(job_id))
+
+
+def job_or_404(job_id: str, *, lock: bool = False) -> Job:
+    """A job of the request's gallery; another gallery's job is answered as missing. A
+    gallery's erasure outlives its gallery: admin keys for every gallery still see it."""
+    job = db().get(Job, job_id, with_for_update=lock)
+    visible = job is not None and (
+        job.gallery_id == gallery_id()
+        or (principal().all_galleries and job.kind == JobKind.ERASE_GALLERY)
+    )
+    if job is None or not visible:
         raise ApiError(404, f"there is no job {job_id}")
-    return serialize_job(job)
+    return job

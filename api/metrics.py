@@ -14,11 +14,13 @@ from flask import Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from sqlalchemy import func, select
 
+from api.auth import requires
 from api.context import Services
+from api.errors import ApiError
 from core.logging import get_logger
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS, StateCollector, render
 from core.queue import INDEX_QUEUE, PIPELINE_QUEUE
-from models import Face, Image, Job
+from models import Face, Image, Job, Scope
 from models.db import session_scope
 
 log = get_logger(__name__)
@@ -113,8 +115,17 @@ def install(app: APIFlask, services: Services) -> None:
         return response
 
     @bp.get("/metrics")
-    @bp.doc(summary="Prometheus metrics", responses={200: "Text exposition format"})
+    @bp.doc(
+        summary="Prometheus metrics",
+        description="Answers an admin key, or the `METRICS_TOKEN` setting as a bearer token.",
+        responses={200: "Text exposition format"},
+    )
+    @requires(Scope.ADMIN)
     def metrics() -> Response:
+        caller = g.get("principal")  # None: the METRICS_TOKEN was sent
+        if caller is not None and not caller.all_galleries:
+            # The figures cover every gallery: not for a key bound to one.
+            raise ApiError(403, "metrics need an admin key for every gallery, or METRICS_TOKEN")
         return Response(render(state), mimetype=CONTENT_TYPE_LATEST)
 
     app.register_blueprint(bp)

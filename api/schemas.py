@@ -284,3 +284,69 @@ class DeliveryOut(Schema):
 
 class DeliveryListOut(Schema):
     deliveries = fields.List(fields.Nested(DeliveryOut))
+
+
+# --- galleries and keys ---------------------------------------------------------------
+
+SCOPES = ["search", "write", "admin"]
+
+
+class GalleryIn(Schema):
+    name = fields.String(
+        required=True,
+        validate=Length(min=1, max=100),
+        metadata={
+            "description": "letters, digits, '.', '_' or '-', starting with a letter or digit"
+        },
+    )
+
+
+class GalleryOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    created_at = fields.DateTime()
+    images = fields.Integer(metadata={"description": "images in the gallery"})
+
+
+class GalleryListOut(Schema):
+    galleries = fields.List(fields.Nested(GalleryOut))
+
+
+class KeyIn(Schema):
+    scope = fields.String(
+        required=True,
+        validate=OneOf(SCOPES),
+        metadata={"description": "search < write < admin; each includes the ones before"},
+    )
+    name = fields.String(
+        load_default=None,
+        validate=Length(min=1, max=100),
+        metadata={"description": "what the key is for, to recognise it later"},
+    )
+    gallery = fields.String(
+        load_default=None,
+        validate=Length(min=1, max=100),
+        metadata={
+            "description": "the gallery the key is bound to (default: the request's gallery)"
+        },
+    )
+    all_galleries = fields.Boolean(
+        load_default=False,
+        metadata={"description": "an admin key for every gallery (only such a key may make one)"},
+    )
+
+
+class KeyOut(Schema):
+    id = fields.String()
+    prefix = fields.String(metadata={"description": "the key's visible start: fsk_<prefix>_..."})
+    name = fields.String(allow_none=True)
+    scope = fields.String()
+    gallery = fields.String(allow_none=True, metadata={"description": "null: every gallery"})
+    created_at = fields.DateTime()
+    last_used_at = fields.DateTime(allow_none=True, metadata={"description": "to the minute"})
+    revoked_at = fields.DateTime(allow_none=True)
+    key = fields.String(metadata={"description": "the key itself: only in the answer to creation"})
+
+
+class KeyListOut(Schema):
+    keys = fields.List(fields.Nested(KeyOut))

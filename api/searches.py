@@ -9,19 +9,21 @@ from flask import Response, request, url_for
 from werkzeug.datastructures import FileStorage
 
 from api import schemas
+from api.auth import gallery_id, requires
 from api.context import db, services
 from api.enqueue import send_after_commit
 from api.errors import ApiError
 from api.images import image_url
 from api.jobs import existing_job_for_key, job_url
-from api.uploads import read_upload, store_upload
+from api.uploads import read_upload, status_code
 from api.webhooks import check_webhook_url
 from core.logging import get_logger
 from core.queue import SEARCH_TASK
 from core.storage import ObjectNotFound
 from core.webhook_signing import new_secret
-from models import DEFAULT_GALLERY_ID, Job, JobKind, Search, SearchCallback
+from models import Job, JobKind, Scope, Search, SearchCallback
 from models.search import face_results
+from services.images import store_file
 
 log = get_logger(__name__)
 bp = APIBlueprint("searches", __name__, url_prefix="/v1/searches", tag="Searches")
@@ -53,6 +55,7 @@ def search_created(search: Search) -> tuple[dict[str, Any], int, dict[str, str]]
         422: "Invalid input",
     },
 )
+@requires(Scope.SEARCH)
 def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     settings = services().settings
     file: FileStorage = body["file"]
@@ -70,19 +73,20 @@ def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
     )
     if upload.error is not None:
         raise ApiError(
-            upload.status_code,
+            status_code(upload),
             f"{upload.filename}: {upload.error.message}",
             code=upload.error.code,
         )
     assert upload.info is not None
     session = db()
-    job = Job(kind=JobKind.SEARCH, idempotency_key=key, total=1)
+    gallery = gallery_id()
+    job = Job(kind=JobKind.SEARCH, gallery_id=gallery, idempotency_key=key, total=1)
     search = Search(
         job=job,
-        gallery_id=DEFAULT_GALLERY_ID,
+        gallery_id=gallery,
         top_k=top_k,
         query_sha256=upload.sha256,
-        query_object_key=store_upload(services().store, upload),
+        query_object_key=store_file(services().store, upload),
         query_content_type=upload.info.content_type,
         query_width=upload.info.width,
         query_height=upload.info.height,
@@ -123,7 +127,7 @@ def serialize_search(search: Search) -> dict[str, Any]:
 
 def _search_or_404(search_id: str) -> Search:
     search = db().get(Search, search_id)
-    if search is None:
+    if search is None or search.gallery_id != gallery_id():
         raise ApiError(404, f"there is no search {search_id}")
     return search
 
@@ -131,12 +135,14 @@ def _search_or_404(search_id: str) -> Search:
 @bp.get("/<search_id>")
 @bp.output(schemas.SearchOut)
 @bp.doc(summary="A search's faces and their ranked matches", responses={404: "No such search"})
+@requires(Scope.SEARCH)
 def get_search(search_id: str) -> dict[str, Any]:
     return serialize_search(_search_or_404(search_id))
 
 
 @bp.get("/<search_id>/query")
 @bp.doc(summary="The query photo's bytes", responses={404: "No such search"})
+@requires(Scope.SEARCH)
 def get_search_query(search_id: str) -> Response:
     search = _search_or_404(search_id)
     try:
@@ -145,5 +151,6 @@ def get_search_query(search_id: str) -> Response:
         raise ApiError(404, f"the query image of search {search_id} is missing") from exc
     response = Response(data, mimetype=search.query_content_type)
     response.set_etag(search.query_sha256)
+    response.cache_control.private = True
     response.make_conditional(request)
     return response

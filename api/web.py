@@ -9,12 +9,15 @@ from pathlib import Path
 from apiflask import APIBlueprint
 from flask import Response, send_from_directory
 
+from api.auth import public
+
 STATIC = Path(__file__).parent / "static"
 
 bp = APIBlueprint("web", __name__, enable_openapi=False)
 
 
 @bp.get("/")
+@public
 def index() -> Response:
     response = send_from_directory(STATIC, "index.html")
     response.cache_control.no_cache = True  # pick up a new release at once

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api import schemas
+from api.auth import gallery_id, requires
 from api.context import db, services
 from api.enqueue import SEND_RETRY_POLICY
 from api.errors import ApiError
@@ -23,7 +24,14 @@ from core.destinations import AllowList, UnsafeDestinationError, check_destinati
 from core.logging import get_logger
 from core.queue import DELIVER_WEBHOOK_TASK
 from core.webhook_signing import new_secret
-from models import DeliveryStatus, WebhookDelivery, WebhookSubscription, utcnow
+from models import (
+    DeliveryStatus,
+    Scope,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+    utcnow,
+)
 
 log = get_logger(__name__)
 bp = APIBlueprint("webhooks", __name__, url_prefix="/v1", tag="Webhooks")
@@ -86,7 +94,7 @@ def serialize_delivery(delivery: WebhookDelivery) -> dict[str, Any]:
 
 def _subscription_or_404(webhook_id: str) -> WebhookSubscription:
     sub = db().get(WebhookSubscription, webhook_id)
-    if sub is None:
+    if sub is None or sub.gallery_id != gallery_id():
         raise ApiError(404, f"there is no webhook {webhook_id}")
     return sub
 
@@ -101,10 +109,12 @@ def _subscription_or_404(webhook_id: str) -> WebhookSubscription:
     "`Facesearch-Signature`; see the README's Webhooks section to verify them.",
     responses={201: "Subscribed", 422: "Invalid input, or a refused destination"},
 )
+@requires(Scope.ADMIN)
 def create_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     check_webhook_url(body["url"])
     session = db()
     sub = WebhookSubscription(
+        gallery_id=gallery_id(),
         url=body["url"],
         events=sorted(set(body["events"])),
         secret=new_secret(),
@@ -120,14 +130,20 @@ def create_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str,
 @bp.get("/webhooks")
 @bp.output(schemas.WebhookListOut)
 @bp.doc(summary="Every webhook subscription (without secrets)")
+@requires(Scope.ADMIN)
 def list_webhooks() -> dict[str, Any]:
-    subs = db().scalars(select(WebhookSubscription).order_by(WebhookSubscription.created_at))
+    subs = db().scalars(
+        select(WebhookSubscription)
+        .where(WebhookSubscription.gallery_id == gallery_id())
+        .order_by(WebhookSubscription.created_at)
+    )
     return {"webhooks": [serialize_subscription(s) for s in subs]}
 
 
 @bp.get("/webhooks/<webhook_id>")
 @bp.output(schemas.WebhookOut)
 @bp.doc(summary="A webhook subscription (without its secret)", responses={404: "No such webhook"})
+@requires(Scope.ADMIN)
 def get_webhook(webhook_id: str) -> dict[str, Any]:
     return serialize_subscription(_subscription_or_404(webhook_id))
 
@@ -138,6 +154,7 @@ def get_webhook(webhook_id: str) -> dict[str, Any]:
     summary="Unsubscribe: no further deliveries; its delivery log goes too",
     responses={404: "No such webhook"},
 )
+@requires(Scope.ADMIN)
 def delete_webhook(webhook_id: str) -> tuple[str, int]:
     session = db()
     session.delete(_subscription_or_404(webhook_id))
@@ -157,6 +174,7 @@ def delete_webhook(webhook_id: str) -> tuple[str, int]:
     "receiver can switch without missing anything; otherwise the old one stops at once.",
     responses={404: "No such webhook"},
 )
+@requires(Scope.ADMIN)
 def rotate_secret(webhook_id: str, body: dict[str, Any]) -> dict[str, Any]:
     session = db()
     sub = _subscription_or_404(webhook_id)
@@ -178,6 +196,7 @@ def rotate_secret(webhook_id: str, body: dict[str, Any]) -> dict[str, Any]:
     summary="A webhook's deliveries, newest first, with every attempt",
     responses={404: "No such webhook"},
 )
+@requires(Scope.ADMIN)
 def list_deliveries(webhook_id: str, query: dict[str, Any]) -> dict[str, Any]:
     _subscription_or_404(webhook_id)
     deliveries = db().scalars(
@@ -192,7 +211,8 @@ def list_deliveries(webhook_id: str, query: dict[str, Any]) -> dict[str, Any]:
 
 def _delivery_or_404(delivery_id: str, *, lock: bool = False) -> WebhookDelivery:
     delivery = db().get(WebhookDelivery, delivery_id, with_for_update=lock)
-    if delivery is None:
+    event = db().get(WebhookEvent, delivery.event_id) if delivery is not None else None
+    if delivery is None or event is None or event.gallery_id != gallery_id():
         raise ApiError(404, f"there is no delivery {delivery_id}")
     return delivery
 
@@ -200,6 +220,7 @@ def _delivery_or_404(delivery_id: str, *, lock: bool = False) -> WebhookDelivery
 @bp.get("/deliveries/<delivery_id>")
 @bp.output(schemas.DeliveryOut)
 @bp.doc(summary="A delivery and its attempts", responses={404: "No such delivery"})
+@requires(Scope.ADMIN)
 def get_delivery(delivery_id: str) -> dict[str, Any]:
     return serialize_delivery(_delivery_or_404(delivery_id))
 
@@ -213,6 +234,7 @@ def get_delivery(delivery_id: str) -> dict[str, Any]:
     "the delivery was still retrying, its schedule goes on from this attempt.",
     responses={202: "An attempt is queued", 404: "No such delivery", 503: "Broker down"},
 )
+@requires(Scope.ADMIN)
 def redeliver(delivery_id: str) -> tuple[dict[str, Any], int]:
     session = db()
     delivery = _delivery_or_404(delivery_id, lock=True)

@@ -101,6 +101,7 @@ def run(
     path: Path,
     *,
     url: str,
+    key: str | None,
     label_from: str,
     poll_s: float = 1.0,
     quiet: bool = False,
@@ -108,7 +109,10 @@ def run(
 ) -> dict[str, Any]:
     started = time.monotonic()
     timeout = httpx.Timeout(30.0, read=600.0)  # a large upload is answered once it is stored
-    with httpx.Client(base_url=url, timeout=timeout, transport=transport) as client:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(
+        base_url=url, timeout=timeout, transport=transport, headers=headers
+    ) as client:
         job_url = upload(client, path, label_from, quiet=quiet)
         if not quiet:
             click.echo(f"job {job_url}", err=True)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import click
 
+from cli.keys import galleries as galleries_command
+from cli.keys import keys as keys_command
+from cli.search import KEY_HELP
 from cli.search import search as search_command
 from cli.webhooks import webhooks as webhooks_command
 from core.settings import get_settings
@@ -179,13 +182,14 @@ def reindex(wait: bool) -> None:
     import time  # noqa: PLC0415
 
     from core.queue import REINDEX_TASK, make_celery  # noqa: PLC0415
-    from models import Job, JobKind  # noqa: PLC0415
+    from models import DEFAULT_GALLERY_ID, Job, JobKind  # noqa: PLC0415
     from models.db import make_engine, make_session_factory, session_scope  # noqa: PLC0415
 
     settings = get_settings()
     sessions = make_session_factory(make_engine(settings.database_url))
     with session_scope(sessions) as session:
-        job = Job(kind=JobKind.REINDEX)
+        # The index is every gallery's; the job is filed under the default gallery.
+        job = Job(kind=JobKind.REINDEX, gallery_id=DEFAULT_GALLERY_ID)
         session.add(job)
         session.flush()
         job_id = job.id
@@ -211,11 +215,12 @@ def reindex(wait: bool) -> None:
     help="Where each image's label comes from (LFW: its folder).",
 )
 @click.option("--poll", "poll_s", default=1.0, show_default=True, help="Seconds between polls.")
-def ingest(path: Path, url: str, label_from: str, poll_s: float) -> None:
+@click.option("--key", envvar="FACESEARCH_KEY", default=None, help=KEY_HELP)
+def ingest(path: Path, url: str, label_from: str, poll_s: float, key: str | None) -> None:
     """Upload an archive (.tgz/.tar/.zip) through the API and follow its job to the end."""
     from cli.ingest import run  # noqa: PLC0415
 
-    job = run(path, url=url, label_from=label_from, poll_s=poll_s)
+    job = run(path, url=url, key=key, label_from=label_from, poll_s=poll_s)
     sys.exit(0 if job["status"] in ("succeeded", "partial") else 1)
 
 
@@ -314,3 +319,5 @@ cli.add_command(webhooks_command)
 
 if __name__ == "__main__":
     cli()
+cli.add_command(keys_command)
+cli.add_command(galleries_command)

@@ -59,6 +59,9 @@ def print_table(result: dict[str, Any]) -> None:
             click.echo("  (no match in the gallery)")
 
 
+KEY_HELP = "An API key (or FACESEARCH_KEY): `facesearch keys create` makes one."
+
+
 @click.command()
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -77,10 +80,14 @@ def print_table(result: dict[str, Any]) -> None:
     show_default=True,
     help="Seconds to wait for the result.",
 )
-def search(image: Path, url: str, top_k: int, as_json: bool, timeout_s: float) -> None:
+@click.option("--key", envvar="FACESEARCH_KEY", default=None, help=KEY_HELP)
+def search(
+    image: Path, url: str, top_k: int, as_json: bool, timeout_s: float, key: str | None
+) -> None:
     """Search the gallery with IMAGE and print each face's matches."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        with httpx.Client(base_url=url, timeout=60) as client:
+        with httpx.Client(base_url=url, timeout=60, headers=headers) as client:
             result = run_search(client, image, top_k, timeout_s)
     except httpx.TransportError as exc:
         raise click.ClickException(f"cannot reach {url}: {exc}") from exc

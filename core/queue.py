@@ -29,6 +29,8 @@ INDEX_TASK = "facesearch.index_faces"
 DELETE_VECTORS_TASK = "facesearch.delete_vectors"
 REINDEX_TASK = "facesearch.reindex"
 ARCHIVE_TASK = "facesearch.ingest_archive"
+# Erasing a gallery: its bytes, vectors and rows (services.erasure).
+ERASE_GALLERY_TASK = "facesearch.erase_gallery"
 # Webhook deliveries share the pipeline queue: they are short (bounded by timeouts) and
 # need no model, so any worker can send them.
 DELIVER_WEBHOOK_TASK = "facesearch.deliver_webhook"
@@ -41,6 +43,7 @@ ROUTES = {
     REINDEX_TASK: {"queue": INDEX_QUEUE, "routing_key": INDEX_QUEUE},
     ARCHIVE_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
     DELIVER_WEBHOOK_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
+    ERASE_GALLERY_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
 }
 
 

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=10, ge=1, le=30)
     webhook_retry_base_s: float = Field(default=45.0, ge=0)
 
+    # GET /metrics answers an admin key, or this token (for a Prometheus scraper that should
+    # hold no key): `Authorization: Bearer <METRICS_TOKEN>`. Empty: admin keys only.
+    metrics_token: str = ""
+
     # A worker serves its Prometheus metrics here (0: off). Loopback unless told otherwise.
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"

@@ -3,6 +3,7 @@
 Importing this package registers every table on ``Base.metadata`` (Alembic reads it).
 """
 
+from models.api_key import ApiKey, Scope
 from models.base import Base, utcnow
 from models.face import Face, vector_to_bytes
 from models.gallery import DEFAULT_GALLERY_ID, DEFAULT_GALLERY_NAME, Gallery
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_GALLERY_ID",
     "DEFAULT_GALLERY_NAME",
     "FINISHED_STATUSES",
+    "ApiKey",
     "Base",
     "DeliveryAttempt",
     "DeliveryStatus",
@@ -45,6 +47,7 @@ __all__ = [
     "JobItem",
     "JobKind",
     "JobStatus",
+    "Scope",
     "Search",
     "SearchCallback",
     "SearchFace",

@@ -31,6 +31,7 @@ class JobKind(enum.StrEnum):
     SEARCH = "search"  # find the faces of one query image
     REINDEX = "reindex"  # rebuild the vector index from Postgres
     ARCHIVE = "archive"  # add the images of an uploaded archive to the gallery
+    ERASE_GALLERY = "erase_gallery"  # remove a gallery and everything in it
 
 
 class JobStatus(enum.StrEnum):
@@ -64,9 +65,17 @@ def new_uuid() -> str:
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = (
+        # An Idempotency-Key is the client's: unique within its gallery, not across tenants.
+        UniqueConstraint("gallery_id", "idempotency_key", name="uq_jobs_gallery_idempotency_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
-    kind: Mapped[JobKind] = mapped_column(str_enum(JobKind), index=True)
+    # Null only for a gallery's erasure once the gallery is gone (administrators still see it).
+    gallery_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("galleries.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[JobKind] = mapped_column(str_enum(JobKind, length=16), index=True)
     status: Mapped[JobStatus] = mapped_column(
         str_enum(JobStatus), default=JobStatus.QUEUED, index=True
     )
@@ -76,7 +85,7 @@ class Job(Base):
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     # A client may retry a creation request safely by sending the same Idempotency-Key.
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     # What the job was asked to do, beyond its items (e.g. an archive's object key, options).
     params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, JSONType, created_at, int_pk, str_enum
+from models.base import Base, BigIntId, JSONType, created_at, int_pk, str_enum
 from models.job import new_uuid
 
 # Long enough for any URL the destination check accepts (core.destinations.MAX_URL_LENGTH).
@@ -38,6 +38,10 @@ class WebhookSubscription(Base):
     __tablename__ = "webhook_subscriptions"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    # A subscription hears only its own gallery's events.
+    gallery_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("galleries.id", ondelete="CASCADE"), index=True
+    )
     url: Mapped[str] = mapped_column(String(URL_LENGTH))
     events: Mapped[list[str]] = mapped_column(JSONType)
     # Kept in the clear because it must sign every delivery (it is a key, not a password);
@@ -83,6 +87,9 @@ class WebhookEvent(Base):
     # attempt and redelivery: receivers deduplicate on it.
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     type: Mapped[EventType] = mapped_column(str_enum(EventType, length=32), index=True)
+    gallery_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("galleries.id", ondelete="CASCADE"), index=True
+    )
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[created_at]
 

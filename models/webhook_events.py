@@ -26,15 +26,22 @@ def record_event(
     event_type: EventType,
     data: dict[str, Any],
     *,
+    gallery_id: int | None,
     callback: SearchCallback | None = None,
 ) -> list[str]:
-    """Record an event and one delivery per interested destination; return their ids.
+    """Record an event of ``gallery_id`` and one delivery per interested destination of that
+    gallery; return their ids. Other galleries' subscriptions never hear of it.
 
-    Nothing is recorded when no one listens (most searches have no subscriber)."""
+    Nothing is recorded when no one listens (most searches have no subscriber), nor for an
+    event without a gallery (an erased gallery's last job: its subscriptions are gone)."""
+    if gallery_id is None:
+        return []
     subscriptions = [
         s
         for s in session.scalars(
-            select(WebhookSubscription).where(WebhookSubscription.active.is_(True))
+            select(WebhookSubscription).where(
+                WebhookSubscription.active.is_(True), WebhookSubscription.gallery_id == gallery_id
+            )
         )
         if event_type.value in s.events
     ]
@@ -44,6 +51,7 @@ def record_event(
     event = WebhookEvent(
         id=new_uuid(),
         type=event_type,
+        gallery_id=gallery_id,
         payload={
             "id": None,  # filled below: the event id is the payload's id
             "type": event_type.value,
@@ -92,4 +100,4 @@ def job_data(job: Job) -> dict[str, Any]:
 
 def record_job_event(session: Session, job: Job) -> list[str]:
     """job.completed for a job that just reached a final status."""
-    return record_event(session, EventType.JOB_COMPLETED, job_data(job))
+    return record_event(session, EventType.JOB_COMPLETED, job_data(job), gallery_id=job.gallery_id)

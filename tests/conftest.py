@@ -20,7 +20,9 @@ from api.context import EXTENSION
 from cli.lfw import LfwImage, default_archive, iter_images
 from cli.main import alembic_config
 from core.settings import Settings
+from models import DEFAULT_GALLERY_ID, Gallery, Scope
 from models.db import make_engine
+from services.keys import create_key
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MODEL_DIR = Path(os.environ.get("MODEL_DIR", Path.home() / ".cache" / "facesearch" / "models"))
@@ -116,12 +118,32 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     )
 
 
-def make_client(settings: Settings, sessions: sessionmaker[Session]) -> FlaskClient:
-    """A test client of the API whose requests run in the test's rolled-back transaction."""
+def make_key(
+    sessions: sessionmaker[Session],
+    *,
+    scope: Scope = Scope.ADMIN,
+    gallery_id: int | None = DEFAULT_GALLERY_ID,
+) -> str:
+    """An API key (committed in the test's transaction), bound to ``gallery_id`` (None: all)."""
+    with sessions() as session:
+        gallery = session.get(Gallery, gallery_id) if gallery_id is not None else None
+        _, key = create_key(session, scope=scope, gallery=gallery, name="test")
+        session.commit()
+    return key
+
+
+def make_client(
+    settings: Settings, sessions: sessionmaker[Session], *, key: str | None = None
+) -> FlaskClient:
+    """A test client of the API whose requests run in the test's rolled-back transaction,
+    sending an admin key of the default gallery (or ``key``) with every request."""
     app = create_app(settings)
     app.extensions[EXTENSION].sessions = sessions
     app.testing = True
-    return app.test_client()
+    client = app.test_client()
+    key = key or make_key(sessions)
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.settings import Settings
 from core.storage import open_store
 from models import Image, Job, JobItem, JobKind, JobStatus
-from tests.conftest import create_database, drop_database, migrate
+from tests.conftest import create_database, drop_database, make_key, migrate
 from tests.test_api import error_of, make_client, queued_messages
 from workers.archives import member_label, scan_archive
 
@@ -588,8 +588,9 @@ def test_the_ingest_command_streams_an_archive_and_follows_its_job(
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}"
-        job = run_command(archive, url=url, label_from="folder", poll_s=0, quiet=True)
-        with httpx.Client(base_url=url) as client:
+        key = make_key(sessions)
+        job = run_command(archive, url=url, key=key, label_from="folder", poll_s=0, quiet=True)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
             text = summary(client, job, wall_s=1.0)
     finally:
         server.shutdown()

@@ -152,7 +152,13 @@ def record_search_events(session: Session, search: Search) -> list[str]:
         else EventType.SEARCH_FAILED
     )
     callback = session.get(SearchCallback, search.id)
-    ids = record_event(session, event_type, search_result_data(session, search), callback=callback)
+    ids = record_event(
+        session,
+        event_type,
+        search_result_data(session, search),
+        gallery_id=search.gallery_id,
+        callback=callback,
+    )
     ids += record_job_event(session, search.job)
     return ids
 

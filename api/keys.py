@@ -1,0 +1,119 @@
+"""API keys: made, listed and revoked by administrators.
+
+An admin key bound to a gallery manages that gallery's keys; an admin key for every gallery
+manages all keys and alone may make another such key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+from sqlalchemy import select
+
+from api import schemas
+from api.auth import gallery_id, principal, requires
+from api.context import db
+from api.errors import ApiError
+from core.logging import get_logger
+from models import ApiKey, Gallery, Scope
+from services.galleries import find_gallery
+from services.keys import KeyRequestError, create_key, find_key, list_keys, revoke_key
+
+log = get_logger(__name__)
+bp = APIBlueprint("keys", __name__, url_prefix="/v1/keys", tag="Keys")
+
+
+def serialize_key(
+    key: ApiKey, gallery_name: str | None, *, secret: str | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": key.id,
+        "prefix": f"fsk_{key.prefix}",
+        "name": key.name,
+        "scope": key.scope.value,
+        "gallery": gallery_name,
+        "created_at": key.created_at,
+        "last_used_at": key.last_used_at,
+        "revoked_at": key.revoked_at,
+    }
+    if secret is not None:
+        body["key"] = secret
+    return body
+
+
+def _gallery_names() -> dict[int, str]:
+    return dict(db().execute(select(Gallery.id, Gallery.name)).all())
+
+
+@bp.post("")
+@bp.input(schemas.KeyIn, arg_name="body")
+@bp.output(schemas.KeyOut, status_code=201)
+@bp.doc(
+    summary="Make an API key",
+    description="The answer holds the key itself (`key`), shown this once: only its hash is "
+    "stored. The key is bound to the request's gallery unless `gallery` names another "
+    "(admin keys for every gallery only) or `all_galleries` is true.",
+    responses={201: "Made", 404: "No such gallery", 422: "Invalid input"},
+)
+@requires(Scope.ADMIN)
+def create(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    caller = principal()
+    session = db()
+    gallery: Gallery | None
+    if body["all_galleries"]:
+        if not caller.all_galleries:
+            raise ApiError(403, "only an admin key for every gallery may make another one")
+        if body.get("gallery"):
+            raise ApiError(422, "name a gallery or ask for all_galleries, not both")
+        gallery = None
+    elif body.get("gallery") and caller.all_galleries:
+        gallery = find_gallery(session, body["gallery"])
+        if gallery is None:
+            raise ApiError(404, f"there is no gallery {body['gallery']!r}", code="no_such_gallery")
+    else:
+        gallery = session.get(Gallery, gallery_id())
+        if body.get("gallery") and gallery is not None and body["gallery"] != gallery.name:
+            raise ApiError(404, f"there is no gallery {body['gallery']!r}", code="no_such_gallery")
+    try:
+        row, secret = create_key(
+            session, scope=Scope(body["scope"]), gallery=gallery, name=body.get("name")
+        )
+    except KeyRequestError as exc:
+        raise ApiError(422, str(exc)) from exc
+    session.commit()
+    log.info("api key created", prefix=row.prefix, scope=row.scope.value, by=caller.prefix)
+    return serialize_key(row, gallery.name if gallery else None, secret=secret), 201
+
+
+@bp.get("")
+@bp.output(schemas.KeyListOut)
+@bp.doc(summary="API keys (never the keys themselves): the gallery's, or every one")
+@requires(Scope.ADMIN)
+def list_all() -> dict[str, Any]:
+    caller = principal()
+    rows = list_keys(db(), gallery_id=None if caller.all_galleries else gallery_id())
+    names = _gallery_names()
+    return {
+        "keys": [serialize_key(k, names.get(k.gallery_id) if k.gallery_id else None) for k in rows]
+    }
+
+
+@bp.delete("/<prefix>")
+@bp.output({}, status_code=204)
+@bp.doc(
+    summary="Revoke an API key: its next request is refused",
+    description="`prefix` is the key's visible start (`fsk_1a2b3c4d`). Revoking twice is fine.",
+    responses={404: "No such key"},
+)
+@requires(Scope.ADMIN)
+def revoke(prefix: str) -> tuple[str, int]:
+    caller = principal()
+    session = db()
+    row = find_key(session, prefix, gallery_id=None if caller.all_galleries else gallery_id())
+    if row is None:
+        raise ApiError(404, f"there is no key {prefix}")
+    revoke_key(row)
+    session.commit()
+    log.info("api key revoked", prefix=row.prefix, by=caller.prefix)
+    return "", 204

@@ -1,0 +1,131 @@
+"""Adding images to a gallery: one rule for uploads and archives alike.
+
+The same bytes are one image per gallery (content-addressed): a repeat becomes a ``skipped``
+item pointing at the image that has them, never a second copy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.images import ImageInfo, InvalidImageError
+from core.storage import ObjectStore, content_key
+from models import Image, ItemStatus, Job, JobItem, JobKind, refresh_progress
+
+MAX_FILENAME = 255
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file sent to the API, read and checked: valid (``info`` set) or refused (``error``)."""
+
+    filename: str
+    data: bytes
+    sha256: str
+    info: ImageInfo | None = None
+    error: InvalidImageError | None = None
+
+
+def duplicate_reason(image_id: int) -> str:
+    return f"the same image is already in the gallery (image {image_id})"
+
+
+def images_by_digest(
+    session: Session, *, gallery_id: int, digests: Iterable[str]
+) -> dict[str, int]:
+    """Image ids of the gallery that have these bytes, by their sha256."""
+    wanted = set(digests)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Image.sha256, Image.id).where(
+            Image.gallery_id == gallery_id, Image.sha256.in_(wanted)
+        )
+    ).all()
+    return dict(rows)
+
+
+def new_image(
+    session: Session,
+    *,
+    gallery_id: int,
+    sha256: str,
+    object_key: str,
+    info: ImageInfo,
+    size_bytes: int,
+    filename: str,
+    label: str | None,
+) -> Image:
+    """A pending image row (flushed: it has its id), waiting for the pipeline."""
+    image = Image(
+        gallery_id=gallery_id,
+        sha256=sha256,
+        object_key=object_key,
+        content_type=info.content_type,
+        size_bytes=size_bytes,
+        width=info.width,
+        height=info.height,
+        filename=re.split(r"[\\/]", filename)[-1][:MAX_FILENAME],
+        label=label,
+    )
+    session.add(image)
+    session.flush()
+    return image
+
+
+def store_file(store: ObjectStore, upload: UploadedFile) -> str:
+    """Store the bytes under their content address (once), return the key."""
+    assert upload.info is not None
+    key = content_key(upload.sha256)
+    if not store.exists(key):
+        store.put(key, upload.data, content_type=upload.info.content_type)
+    return key
+
+
+def create_ingest_job(
+    session: Session,
+    *,
+    gallery_id: int,
+    store: ObjectStore,
+    uploads: Sequence[UploadedFile],
+    labels: Sequence[str | None],
+    idempotency_key: str | None,
+) -> Job:
+    """An ingest job with one item per file: refused files fail, repeats are skipped, the
+    rest are stored and get pending images. Flushed, not committed."""
+    job = Job(kind=JobKind.INGEST, gallery_id=gallery_id, idempotency_key=idempotency_key)
+    session.add(job)
+    known = images_by_digest(
+        session, gallery_id=gallery_id, digests=(u.sha256 for u in uploads if u.error is None)
+    )
+    for position, upload in enumerate(uploads):
+        item = JobItem(position=position, name=upload.filename)
+        job.items.append(item)
+        if upload.error is not None:
+            item.status, item.error = ItemStatus.FAILED, upload.error.message
+            continue
+        assert upload.info is not None
+        if (image_id := known.get(upload.sha256)) is not None:
+            item.status, item.image_id = ItemStatus.SKIPPED, image_id
+            item.error = duplicate_reason(image_id)
+            continue
+        image = new_image(
+            session,
+            gallery_id=gallery_id,
+            sha256=upload.sha256,
+            object_key=store_file(store, upload),
+            info=upload.info,
+            size_bytes=len(upload.data),
+            filename=upload.filename,
+            label=labels[position],
+        )
+        known[upload.sha256] = image.id
+        item.image_id = image.id
+    session.flush()
+    refresh_progress(session, job)
+    return job
