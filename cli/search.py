@@ -82,7 +82,7 @@ KEY_HELP = "An API key (or FACESEARCH_KEY): `facesearch keys create` makes one."
 )
 @click.option("--key", envvar="FACESEARCH_KEY", default=None, help=KEY_HELP)
 def search(
-    image: Path, url: str, top_k: int, as_json: bool, timeout_s: float, key: str | None
+    *, image: Path, url: str, top_k: int, as_json: bool, timeout_s: float, key: str | None
 ) -> None:
     """Search the gallery with IMAGE and print each face's matches."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}

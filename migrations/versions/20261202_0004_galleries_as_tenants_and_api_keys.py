@@ -70,7 +70,7 @@ def upgrade() -> None:
             ["id"],
             ondelete="SET NULL",
         )
-    op.execute(f"UPDATE jobs SET gallery_id = {DEFAULT_GALLERY_ID}")
+    op.execute(sa.text("UPDATE jobs SET gallery_id = :id").bindparams(id=int(DEFAULT_GALLERY_ID)))
 
     for table in ("webhook_events", "webhook_subscriptions"):
         with op.batch_alter_table(table, schema=None) as batch_op:
