@@ -21,9 +21,9 @@ from api import schemas
 from api.auth import gallery_id, requires
 from api.context import db
 from api.errors import ApiError
-from api.images import serialize_image
 from api.jobs import serialize_job
 from models import Image, ImageStatus, Job, JobKind, JobStatus, Scope
+from services.render import render_image
 
 bp = APIBlueprint("browse", __name__, tag="Browse")
 DEFAULT_LIMIT = 50
@@ -118,7 +118,7 @@ def list_images(query: dict[str, Any]) -> dict[str, Any]:
     rows = list(db().scalars(statement))
     page, more = rows[: query["limit"]], len(rows) > query["limit"]
     return {
-        "items": [serialize_image(image) for image in page],
+        "items": [render_image(image) for image in page],
         "next_cursor": encode_cursor(page[-1].id) if more else None,
     }
 

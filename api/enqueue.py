@@ -9,7 +9,7 @@ from api.errors import ApiError
 from core.logging import get_logger
 from core.queue import queue_deliveries
 from models import Job, JobStatus
-from models.webhook_events import record_job_event
+from services.events import record_job_event
 
 log = get_logger(__name__)
 

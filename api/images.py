@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import Response, request, url_for
-from sqlalchemy import exists, or_, select
+from flask import Response, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
@@ -17,47 +15,18 @@ from api.context import db, services
 from api.enqueue import finish_job_now, send_after_commit
 from api.errors import ApiError
 from api.jobs import existing_job_for_key, job_created
+from api.labels import commit_erasure
 from api.uploads import read_upload, status_code
 from core.logging import get_logger
-from core.queue import DELETE_VECTORS_TASK, INGEST_TASK
+from core.queue import INGEST_TASK
 from core.storage import ObjectNotFound
-from models import Image, Job, JobKind, Scope, Search
+from models import Image, Job, JobKind, Scope
+from services.erasure import erase_images
 from services.images import UploadedFile, create_ingest_job
+from services.render import render_image
 
 log = get_logger(__name__)
 bp = APIBlueprint("images", __name__, url_prefix="/v1/images", tag="Images")
-
-
-def image_url(image_id: int) -> str:
-    return url_for("images.get_image_content", image_id=image_id)
-
-
-def serialize_image(image: Image) -> dict[str, Any]:
-    return {
-        "id": image.id,
-        "label": image.label,
-        "status": image.status.value,
-        "error": image.error,
-        "sha256": image.sha256,
-        "content_type": image.content_type,
-        "size_bytes": image.size_bytes,
-        "width": image.width,
-        "height": image.height,
-        "filename": image.filename,
-        "created_at": image.created_at,
-        "image_url": image_url(image.id),
-        "faces": [
-            {
-                "id": face.id,
-                "box": face.box,
-                "confidence": face.confidence,
-                "landmarks": face.landmarks,
-                "model": face.model_name,
-                "indexed": face.indexed_at is not None,
-            }
-            for face in image.faces
-        ],
-    }
 
 
 def _refuse_all(uploads: list[UploadedFile]) -> ApiError:
@@ -168,7 +137,7 @@ def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
 @bp.doc(summary="An image, its status and its faces", responses={404: "No such image"})
 @requires(Scope.SEARCH)
 def get_image(image_id: int) -> dict[str, Any]:
-    return serialize_image(_image_or_404(image_id))
+    return render_image(_image_or_404(image_id))
 
 
 @bp.get("/<int:image_id>/content")
@@ -197,33 +166,12 @@ def get_image_content(image_id: int) -> Response:
 )
 @requires(Scope.WRITE)
 def delete_image(image_id: int) -> tuple[str, int]:
-    session = db()
-    image = _image_or_404(image_id)
-    faces_by_model: dict[str, list[int]] = defaultdict(list)
-    for face in image.faces:
-        faces_by_model[face.model_name].append(face.id)
-    object_key = image.object_key
-    session.delete(image)
-    session.commit()
-    # The bytes may be shared: another gallery's image or a search query with the same hash.
-    still_used = session.scalar(
-        select(
-            or_(
-                exists().where(Image.object_key == object_key),
-                exists().where(Search.query_object_key == object_key),
-            )
-        )
-    )
-    if not still_used:
-        services().store.delete(object_key)
-    for model_name, face_ids in faces_by_model.items():
-        # Milvus is derived: searches already drop hits whose rows are gone, so a vector that
-        # outlives its row for a moment (or until a reindex, if the broker is down) is harmless.
-        try:
-            services().celery.send_task(DELETE_VECTORS_TASK, args=[model_name, face_ids])
-        except Exception:
-            log.exception("could not queue vector deletion", image_id=image_id)
-    log.info("image deleted", image_id=image_id, faces=sum(map(len, faces_by_model.values())))
+    _image_or_404(image_id)
+    # The rows, every copy (stored matches, webhook payloads, job item names), the bytes
+    # unless another gallery or a search still has them, and the vectors.
+    erasure = erase_images(db(), gallery_id=gallery_id(), image_ids=[image_id])
+    commit_erasure(erasure)
+    log.info("image deleted", image_id=image_id, faces=erasure.faces)
     return "", 204
 
 

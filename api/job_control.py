@@ -15,6 +15,7 @@ from api.errors import ApiError
 from api.jobs import job_or_404, serialize_job
 from models import ItemStatus, JobItem, JobKind, JobStatus, Scope, refresh_progress
 from models import skip_pending_items as skip_pending
+from services.render import render_item
 
 bp = APIBlueprint("job_control", __name__, url_prefix="/v1/jobs", tag="Jobs")
 
@@ -43,16 +44,7 @@ def list_items(job_id: str, query: dict[str, Any]) -> dict[str, Any]:
     items = db().scalars(statement.order_by(JobItem.position).limit(limit + 1)).all()
     page = items[:limit]
     return {
-        "items": [
-            {
-                "position": i.position,
-                "name": i.name,
-                "status": i.status.value,
-                "image_id": i.image_id,
-                "error": i.error,
-            }
-            for i in page
-        ],
+        "items": [render_item(i) for i in page],
         "next_cursor": page[-1].position if len(items) > limit else None,
     }
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import url_for
 from sqlalchemy import select
 
 from api import schemas
 from api.auth import gallery_id, principal, requires
 from api.context import db
 from api.errors import ApiError
-from api.progress import job_progress
 from models import Job, JobItem, JobKind, Scope
+from services import urls
+from services.render import render_job
 
 bp = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", tag="Jobs")
 
@@ -22,7 +22,7 @@ INLINE_ITEMS = 100  # = MAX_FILES_PER_REQUEST's default: a whole upload
 
 
 def job_url(job_id: str) -> str:
-    return url_for("jobs.get_job", job_id=job_id)
+    return urls.job_url(job_id)
 
 
 def job_created(job: Job) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -40,39 +40,15 @@ def existing_job_for_key(key: str, kind: JobKind) -> Job | None:
 
 def serialize_job(job: Job, *, with_items: bool = True) -> dict[str, Any]:
     """A job as clients see it; ``with_items=False`` for listings (one query per job less)."""
-    items = (
-        db()
-        .scalars(
-            select(JobItem)
-            .where(JobItem.job_id == job.id)
-            .order_by(JobItem.position)
-            .limit(INLINE_ITEMS)
-        )
-        .all()
-        if with_items
-        else []
+    if not with_items:
+        return render_job(job)
+    items = db().scalars(
+        select(JobItem)
+        .where(JobItem.job_id == job.id)
+        .order_by(JobItem.position)
+        .limit(INLINE_ITEMS)
     )
-    return {
-        "id": job.id,
-        "kind": job.kind.value,
-        "status": job.status.value,
-        "progress": job_progress(job),
-        "error": job.error,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "result": job.result or {},
-        "items": [
-            {
-                "position": i.position,
-                "name": i.name,
-                "status": i.status.value,
-                "image_id": i.image_id,
-                "error": i.error,
-            }
-            for i in items
-        ],
-    }
+    return render_job(job, list(items))
 
 
 @bp.get("/<job_id>")

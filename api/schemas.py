@@ -113,6 +113,7 @@ class JobOut(Schema):
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
     result = fields.Dict()
+    job_url = fields.String()
     items = fields.List(
         fields.Nested(JobItemOut),
         metadata={
@@ -197,6 +198,8 @@ class SearchOut(Schema):
     model = fields.String(allow_none=True)
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
+    search_url = fields.String()
+    job_url = fields.String()
     query = fields.Dict(metadata={"description": "width, height and image_url of the query"})
     faces = fields.List(fields.Nested(SearchFaceOut))
 

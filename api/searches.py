@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import Response, request, url_for
+from flask import Response, request
 from werkzeug.datastructures import FileStorage
 
 from api import schemas
@@ -13,7 +13,6 @@ from api.auth import gallery_id, requires
 from api.context import db, services
 from api.enqueue import send_after_commit
 from api.errors import ApiError
-from api.images import image_url
 from api.jobs import existing_job_for_key, job_url
 from api.uploads import read_upload, status_code
 from api.webhooks import check_webhook_url
@@ -22,8 +21,9 @@ from core.queue import SEARCH_TASK
 from core.storage import ObjectNotFound
 from core.webhook_signing import new_secret
 from models import Job, JobKind, Scope, Search, SearchCallback
-from models.search import face_results
+from services import urls
 from services.images import store_file
+from services.render import render_search
 
 log = get_logger(__name__)
 bp = APIBlueprint("searches", __name__, url_prefix="/v1/searches", tag="Searches")
@@ -36,7 +36,7 @@ def search_created(search: Search) -> tuple[dict[str, Any], int, dict[str, str]]
         "search_id": search.id,
         "status": search.status.value,
         "job_url": url,
-        "search_url": url_for("searches.get_search", search_id=search.id),
+        "search_url": urls.search_url(search.id),
     }
     return body, 202, {"Location": url}
 
@@ -106,25 +106,6 @@ def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
     return answer, status, headers
 
 
-def serialize_search(search: Search) -> dict[str, Any]:
-    return {
-        "id": search.id,
-        "job_id": search.job_id,
-        "status": search.status.value,
-        "error": search.error,
-        "top_k": search.top_k,
-        "model": search.model_name,
-        "created_at": search.created_at,
-        "finished_at": search.finished_at,
-        "query": {
-            "width": search.query_width,
-            "height": search.query_height,
-            "image_url": url_for("searches.get_search_query", search_id=search.id),
-        },
-        "faces": [face_results(face, image_url) for face in search.faces],
-    }
-
-
 def _search_or_404(search_id: str) -> Search:
     search = db().get(Search, search_id)
     if search is None or search.gallery_id != gallery_id():
@@ -137,7 +118,7 @@ def _search_or_404(search_id: str) -> Search:
 @bp.doc(summary="A search's faces and their ranked matches", responses={404: "No such search"})
 @requires(Scope.SEARCH)
 def get_search(search_id: str) -> dict[str, Any]:
-    return serialize_search(_search_or_404(search_id))
+    return render_search(_search_or_404(search_id))
 
 
 @bp.get("/<search_id>/query")

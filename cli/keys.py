@@ -95,7 +95,7 @@ def list_command(gallery_name: str | None) -> None:
             if gallery is None:
                 raise click.ClickException(f"there is no gallery {gallery_name!r}")
             gallery_id = gallery.id
-        names: dict[int, str] = dict(session.execute(select(Gallery.id, Gallery.name)))
+        names: dict[int, str] = dict(session.execute(select(Gallery.id, Gallery.name)).all())
         rows = list_keys(session, gallery_id=gallery_id)
         click.echo(
             f"{'prefix':<13} {'scope':<7} {'gallery':<20} {'last used':<20} {'state':<8} name"

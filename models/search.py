@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -92,25 +91,3 @@ class SearchMatch(Base):
     @property
     def box(self) -> dict[str, int]:
         return {"x": self.box_x, "y": self.box_y, "width": self.box_w, "height": self.box_h}
-
-
-def face_results(face: SearchFace, image_url: Callable[[int], str]) -> dict[str, Any]:
-    """A query face and its ranked matches as clients see them: in the API's search resource
-    and in webhook payloads alike. ``image_url`` makes a matched image's link."""
-    return {
-        "box": face.box,
-        "confidence": face.confidence,
-        "landmarks": face.landmarks,
-        "matches": [
-            {
-                "rank": m.rank,
-                "score": m.score,
-                "image_id": m.image_id,
-                "face_id": m.face_id,
-                "label": m.label,
-                "box": m.box,
-                "image_url": image_url(m.image_id) if m.image_id is not None else None,
-            }
-            for m in face.matches
-        ],
-    }

@@ -35,7 +35,10 @@ def test_default_gallery_exists_and_sequence_moves_on(engine: Engine) -> None:
             text("INSERT INTO galleries (name) VALUES ('x') RETURNING id")
         ).scalar()
         conn.rollback()
-    assert new_id == 2
+    # Past the default gallery's explicit id (other tests' rolled-back galleries also
+    # advanced the sequence: a rollback does not give sequence values back).
+    assert new_id is not None
+    assert new_id > 1
 
 
 def test_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:

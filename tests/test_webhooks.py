@@ -44,6 +44,8 @@ from models import (
     utcnow,
 )
 from models.db import session_scope
+from services import events as event_recording
+from services.events import record_search_events
 from tests.test_api import jpeg, make_client, queued_messages
 from tests.webhook_receiver import Answer, Receiver, running_receiver
 from workers import webhooks
@@ -51,7 +53,6 @@ from workers.webhooks import (
     MAX_RETRY_DELAY_S,
     DeliveryPolicy,
     attempt_delivery,
-    record_search_events,
     resend_due,
     retry_delay,
 )
@@ -476,7 +477,7 @@ def test_large_results_are_sent_as_a_link(
     sessions: sessionmaker[Session],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(webhooks, "MAX_INLINE_RESULT_BYTES", 1000)
+    monkeypatch.setattr(event_recording, "MAX_INLINE_RESULT_BYTES", 1000)
     subscribe(client, receiver.url + "/h", ["search.completed", "job.completed"])
     search = create_search(client)
     ids = finish_search(sessions, search["search_id"], matches=50)
@@ -551,12 +552,12 @@ def test_openapi_documents_the_webhook_routes(client: FlaskClient) -> None:
 def test_an_ingest_job_that_finishes_sends_job_completed(
     client: FlaskClient, sessions: sessionmaker[Session]
 ) -> None:
-    from models import ItemStatus, Job, JobItem, JobKind
+    from models import DEFAULT_GALLERY_ID, ItemStatus, Job, JobItem, JobKind
     from workers.indexing import finish_ingest_job
 
     subscribe(client, "http://127.0.0.1:9/h", ["job.completed"])
     with session_scope(sessions) as session:
-        job = Job(kind=JobKind.INGEST, total=1)
+        job = Job(kind=JobKind.INGEST, gallery_id=DEFAULT_GALLERY_ID, total=1)
         job.items = [JobItem(position=0, name="a.jpg", status=ItemStatus.FAILED, error="corrupt")]
         session.add(job)
         session.flush()

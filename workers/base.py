@@ -13,9 +13,8 @@ from core.queue import queue_deliveries
 from core.storage import StorageError
 from models import Job, JobStatus, Search
 from models.db import session_scope
-from models.webhook_events import record_job_event
+from services.events import record_job_event, record_search_events
 from workers import runtime
-from workers.webhooks import record_search_events
 
 log = get_logger(__name__)
 

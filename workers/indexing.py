@@ -26,7 +26,7 @@ from models import (
     utcnow,
 )
 from models.db import session_scope
-from models.webhook_events import record_job_event
+from services.events import record_job_event
 from workers.webhooks import SendDeliveries
 
 log = get_logger(__name__)

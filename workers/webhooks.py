@@ -1,8 +1,8 @@
 """Webhook events and their delivery.
 
-Recording: ``record_search_events`` runs inside the transaction that commits a search's
-outcome, so an event exists exactly when its result does; it returns the new deliveries' ids,
-and the caller sends one ``facesearch.deliver_webhook`` task per id after the commit.
+Recording (``services.events``) runs inside the transaction that commits a search's outcome,
+so an event exists exactly when its result does; it returns the new deliveries' ids, and the
+caller sends one ``facesearch.deliver_webhook`` task per id after the commit.
 
 Delivering: ``attempt_delivery`` makes one attempt (claim, POST, record) and returns the
 delay before the next one, or None. The Celery task around it schedules that next attempt;
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from celery import Celery
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.destinations import (
     AllowList,
@@ -39,16 +39,10 @@ from models import (
     DeliveryAttempt,
     DeliveryStatus,
     EventType,
-    JobStatus,
-    Search,
-    SearchCallback,
-    SearchFace,
     WebhookDelivery,
     utcnow,
 )
 from models.db import session_scope
-from models.search import face_results
-from models.webhook_events import record_event, record_job_event
 
 log = get_logger(__name__)
 
@@ -58,10 +52,6 @@ SendDeliveries = Callable[[Sequence[str]], None]
 USER_AGENT = "facesearch-webhooks/1"
 # A receiver's answer is kept for the delivery log only: read no more than this of it.
 RESPONSE_EXCERPT_BYTES = 2048
-# Above this size (serialized), a search.completed payload leaves out its faces and matches
-# and the receiver reads them at `search_url`. 256 KiB stays under common request limits
-# (many gateways refuse bodies of 1 MB) while holding a typical result (~300 bytes a match).
-MAX_INLINE_RESULT_BYTES = 256 * 1024
 # Retry delays double from WEBHOOK_RETRY_BASE_S, are capped, and vary by +-25% so that the
 # retries of many deliveries to one recovering receiver do not arrive together.
 MAX_RETRY_DELAY_S = 6 * 3600
@@ -112,55 +102,6 @@ def retry_delay(attempt: int, base_s: float, rng: random.Random | None = None) -
 def encode_payload(payload: dict[str, Any]) -> bytes:
     """The exact bytes sent (and signed); the same for every attempt of an event."""
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-
-
-def search_result_data(session: Session, search: Search) -> dict[str, Any]:
-    """What a search event says: its outcome and, unless too large, its faces and matches."""
-    session.flush()  # the faces were just added by id, not through the relationship
-    faces = session.scalars(
-        select(SearchFace)
-        .where(SearchFace.search_id == search.id)
-        .options(selectinload(SearchFace.matches))
-        .order_by(SearchFace.face_index)
-    ).all()
-    rendered = [
-        face_results(face, lambda image_id: f"/v1/images/{image_id}/content") for face in faces
-    ]
-    inline = len(json.dumps(rendered)) <= MAX_INLINE_RESULT_BYTES
-    return {
-        "search_id": search.id,
-        "job_id": search.job_id,
-        "status": search.status.value,
-        "error": search.error,
-        "model": search.model_name,
-        "finished_at": search.finished_at.isoformat() if search.finished_at else None,
-        # Links are relative to the API's base URL, like the API's own responses.
-        "search_url": f"/v1/searches/{search.id}",
-        "face_count": len(faces),
-        "match_count": sum(len(face.matches) for face in faces),
-        "faces_included": inline,
-        "faces": rendered if inline else None,
-    }
-
-
-def record_search_events(session: Session, search: Search) -> list[str]:
-    """The events of a search that just finished: search.completed or search.failed (to the
-    subscribers and the search's callback_url) and job.completed for its job."""
-    event_type = (
-        EventType.SEARCH_COMPLETED
-        if search.status == JobStatus.SUCCEEDED
-        else EventType.SEARCH_FAILED
-    )
-    callback = session.get(SearchCallback, search.id)
-    ids = record_event(
-        session,
-        event_type,
-        search_result_data(session, search),
-        gallery_id=search.gallery_id,
-        callback=callback,
-    )
-    ids += record_job_event(session, search.job)
-    return ids
 
 
 # --- delivery -------------------------------------------------------------------------------
