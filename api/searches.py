@@ -19,11 +19,10 @@ from api.webhooks import check_webhook_url
 from core.logging import get_logger
 from core.queue import SEARCH_TASK
 from core.storage import ObjectNotFound
-from core.webhook_signing import new_secret
-from models import Job, JobKind, Scope, Search, SearchCallback
+from models import JobKind, Scope, Search
 from services import urls
-from services.images import store_file
 from services.render import render_search
+from services.searches import create_search as create_search_job
 
 log = get_logger(__name__)
 bp = APIBlueprint("searches", __name__, url_prefix="/v1/searches", tag="Searches")
@@ -77,27 +76,16 @@ def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
             f"{upload.filename}: {upload.error.message}",
             code=upload.error.code,
         )
-    assert upload.info is not None
-    session = db()
-    gallery = gallery_id()
-    job = Job(kind=JobKind.SEARCH, gallery_id=gallery, idempotency_key=key, total=1)
-    search = Search(
-        job=job,
-        gallery_id=gallery,
+    search, callback = create_search_job(
+        db(),
+        gallery_id=gallery_id(),
+        store=services().store,
+        query=upload,
         top_k=top_k,
-        query_sha256=upload.sha256,
-        query_object_key=store_file(services().store, upload),
-        query_content_type=upload.info.content_type,
-        query_width=upload.info.width,
-        query_height=upload.info.height,
-        query_size_bytes=len(upload.data),
+        callback_url=callback_url,
+        idempotency_key=key,
     )
-    session.add_all([job, search])
-    session.flush()
-    callback = None
-    if callback_url:
-        callback = SearchCallback(search_id=search.id, url=callback_url, secret=new_secret())
-        session.add(callback)
+    job = search.job
     send_after_commit(job, SEARCH_TASK, job_id=job.id, search_id=search.id)
     log.info("search created", job_id=job.id, search_id=search.id, top_k=top_k)
     answer, status, headers = search_created(search)

@@ -34,8 +34,6 @@ from core.images import ImageInfo, InvalidImageError, inspect_image
 from core.logging import get_logger
 from core.storage import ObjectNotFound, ObjectStore, put_content
 from models import (
-    DEFAULT_GALLERY_ID,
-    Image,
     ItemStatus,
     Job,
     JobItem,
@@ -44,6 +42,7 @@ from models import (
     skip_pending_items,
 )
 from models.db import session_scope
+from services.images import duplicate_reason, images_by_digest, new_image
 from workers.ingest import IndexRequest, process_pending
 from workers.pipeline import FacePipeline
 
@@ -122,9 +121,9 @@ def check_member(
     )
 
 
-def _record(session: Session, job_id: str, scanned: Sequence[Scanned]) -> None:
-    """Item rows (and Image rows for new bytes) for a batch of members, skipping positions a
-    previous run already recorded."""
+def _record(session: Session, job_id: str, gallery_id: int, scanned: Sequence[Scanned]) -> None:
+    """Item rows (and Image rows for new bytes, in the job's gallery) for a batch of members,
+    skipping positions a previous run already recorded."""
     positions = [s.position for s in scanned]
     done = set(
         session.scalars(
@@ -133,40 +132,32 @@ def _record(session: Session, job_id: str, scanned: Sequence[Scanned]) -> None:
             )
         )
     )
-    digests = {s.sha256 for s in scanned if s.sha256}
-    known: dict[str, int] = dict(
-        session.execute(
-            select(Image.sha256, Image.id).where(
-                Image.gallery_id == DEFAULT_GALLERY_ID, Image.sha256.in_(digests)
-            )
-        ).all()
+    with_bytes = [s for s in scanned if s.sha256]
+    known = images_by_digest(
+        session, gallery_id=gallery_id, digests=(s.sha256 for s in with_bytes if s.sha256)
     )
     for s in scanned:
         if s.position in done:
             continue
         item = JobItem(job_id=job_id, position=s.position, name=s.name)
         session.add(item)
-        if s.error is not None or s.sha256 is None or s.info is None:
+        if s.error is not None or s.sha256 is None or s.info is None or s.object_key is None:
             item.status, item.error = ItemStatus.FAILED, s.error
             continue
         if (image_id := known.get(s.sha256)) is not None:
-            # Content-addressed: the same bytes are one image. A repeat is a skip, not a copy.
             item.status, item.image_id = ItemStatus.SKIPPED, image_id
-            item.error = f"the same image is already in the gallery (image {image_id})"
+            item.error = duplicate_reason(image_id)
             continue
-        image = Image(
-            gallery_id=DEFAULT_GALLERY_ID,
+        image = new_image(
+            session,
+            gallery_id=gallery_id,
             sha256=s.sha256,
             object_key=s.object_key,
-            content_type=s.info.content_type,
+            info=s.info,
             size_bytes=s.size,
-            width=s.info.width,
-            height=s.info.height,
-            filename=re.split(r"[\\/]", s.name)[-1][:MAX_NAME],
+            filename=s.name,
             label=s.label,
         )
-        session.add(image)
-        session.flush()
         known[s.sha256] = image.id
         item.image_id = image.id
 
@@ -177,9 +168,9 @@ def _commit_batch(sessions: sessionmaker[Session], job_id: str, scanned: list[Sc
         try:
             with session_scope(sessions) as session:
                 job = session.get(Job, job_id)
-                if job is None or job.status.finished:
+                if job is None or job.status.finished or job.gallery_id is None:
                     return False
-                _record(session, job_id, scanned)
+                _record(session, job_id, job.gallery_id, scanned)
                 session.flush()
                 refresh_progress(session, job)
             return True

@@ -1,0 +1,46 @@
+"""Searches: a query photo becomes a search job of one gallery."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from core.storage import ObjectStore
+from core.webhook_signing import new_secret
+from models import Job, JobKind, Search, SearchCallback
+from services.images import UploadedFile, store_file
+
+
+def create_search(
+    session: Session,
+    *,
+    gallery_id: int,
+    store: ObjectStore,
+    query: UploadedFile,
+    top_k: int,
+    callback_url: str | None,
+    idempotency_key: str | None,
+) -> tuple[Search, SearchCallback | None]:
+    """A queued search of ``gallery_id`` with its job, and its callback (with the secret that
+    signs the callback's delivery) if a URL was given. The query's bytes are stored
+    content-addressed; the query never joins the gallery. Flushed, not committed."""
+    assert query.info is not None
+    job = Job(kind=JobKind.SEARCH, gallery_id=gallery_id, idempotency_key=idempotency_key, total=1)
+    search = Search(
+        job=job,
+        gallery_id=gallery_id,
+        top_k=top_k,
+        query_sha256=query.sha256,
+        query_object_key=store_file(store, query),
+        query_content_type=query.info.content_type,
+        query_width=query.info.width,
+        query_height=query.info.height,
+        query_size_bytes=len(query.data),
+    )
+    session.add_all([job, search])
+    session.flush()
+    callback = None
+    if callback_url:
+        callback = SearchCallback(search_id=search.id, url=callback_url, secret=new_secret())
+        session.add(callback)
+        session.flush()
+    return search, callback
