@@ -12,8 +12,9 @@ from core.logging import get_logger
 from core.storage import ObjectNotFound, ObjectStore
 from models import Face, Image, JobStatus, Search, SearchFace, SearchMatch, utcnow
 from models.db import session_scope
+from services.events import record_search_events
 from workers.pipeline import FacePipeline
-from workers.webhooks import SendDeliveries, record_search_events
+from workers.webhooks import SendDeliveries
 
 log = get_logger(__name__)
 
