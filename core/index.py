@@ -6,6 +6,14 @@ rebuilt from it at any time. So this module favours simple, idempotent operation
 - one collection per embedding model (``faces_<model>``), so vectors of different models
   never meet; each row is ``id`` (the face id, our primary key, not auto-generated),
   ``embedding`` (FLOAT_VECTOR), ``image_id`` and ``gallery_id``;
+- a search sees one gallery only, enforced inside Milvus: every search carries the filter
+  ``gallery_id == <id>``. Collections made here declare ``gallery_id`` the partition key, so
+  a Milvus server prunes to the gallery's partition; milvus-lite hashes galleries into 16
+  buckets, so two galleries can share one. Collections made before the partition key keep
+  working with the filter alone. A filtered approximate search can still come back short
+  (milvus-lite's HNSW skips filtered-out rows during its graph walk and may find none of a
+  small gallery's faces); such a query is answered by an exact scan of the gallery's
+  vectors, so a gallery of at least ``top_k`` faces always gives ``top_k`` hits;
 - ``upsert`` by face id (re-indexing a face is harmless), in chunks, flushed at the end:
   unflushed rows are brute-forced on every search (FACTS: ~870 ms vs ~85 ms at 20k rows),
   and a flushed single writer survived SIGKILL;
@@ -50,6 +58,10 @@ _ID, _VECTOR, _IMAGE, _GALLERY = "id", "embedding", "image_id", "gallery_id"
 # request far below gRPC's message limit (2,000 x 512 floats = 4 MB).
 _CHUNK_ROWS = 2000
 _MAX_TOP_K = 16384  # Milvus's limit on `limit`
+# Rows per page when a gallery's vectors are scanned exactly (see VectorIndex.search): 2,000 x
+# 512 floats is 4 MB a page, and a page comes back as Python lists, so keep it modest.
+_SCAN_PAGE = 2000
+_SCAN_WARN_ROWS = 100_000  # an exact scan this large is slow enough to be worth a warning
 _MAX_NAME = 255  # Milvus's limit on collection names
 _INDEX_TYPES = ("HNSW", "FLAT", "IVF_FLAT", "AUTOINDEX")
 _COLLECTION_NOT_FOUND = 100  # pymilvus.exceptions.ErrorCode.COLLECTION_NOT_FOUND
@@ -373,6 +385,13 @@ class VectorIndex:
                 f"collection {name} exists with an unexpected schema (fields: "
                 f"{', '.join(sorted(fields))}); drop it and rebuild the index from the database"
             )
+        if not fields[_GALLERY].get("is_partition_key"):
+            log.info(
+                "collection %s predates the gallery partition key: searches still see only "
+                "their gallery (a filter), without partition pruning; rebuild the collection "
+                "to add it",
+                name,
+            )
         return int(fields[_VECTOR]["params"]["dim"])
 
     def _make_ready(self, client: MilvusClient, name: str) -> str:
@@ -438,7 +457,9 @@ class VectorIndex:
                 schema.add_field(_ID, pymilvus.DataType.INT64, is_primary=True)
                 schema.add_field(_VECTOR, pymilvus.DataType.FLOAT_VECTOR, dim=dim)
                 schema.add_field(_IMAGE, pymilvus.DataType.INT64)
-                schema.add_field(_GALLERY, pymilvus.DataType.INT64)
+                # The partition key: a Milvus server turns a search's gallery filter into
+                # a partition prune; milvus-lite hashes galleries into buckets of segments.
+                schema.add_field(_GALLERY, pymilvus.DataType.INT64, is_partition_key=True)
                 try:
                     # Strong consistency: a search right after an index task sees its faces.
                     client.create_collection(name, schema=schema, consistency_level="Strong")
@@ -532,14 +553,25 @@ class VectorIndex:
                 client.delete(name, ids=ids[start : start + _CHUNK_ROWS])
             client.flush(name)
 
-    def search(self, model_name: str, vectors: np.ndarray, top_k: int) -> list[list[Hit]]:
-        """The ``top_k`` nearest faces of each query vector, best first.
+    def search(
+        self, model_name: str, vectors: np.ndarray, top_k: int, *, gallery_id: int
+    ) -> list[list[Hit]]:
+        """The ``top_k`` nearest faces of gallery ``gallery_id`` to each query vector, best
+        first.
+
+        Only that gallery's faces are ever seen: Milvus is asked with the filter
+        ``gallery_id == <id>`` (a partition prune on a server where the collection has the
+        partition key). A gallery with at least ``top_k`` faces gives exactly ``top_k`` hits:
+        where the approximate search under the filter comes back short (milvus-lite's HNSW
+        can miss a small gallery's faces entirely), that query is answered by an exact scan
+        of the gallery's vectors.
 
         One list per query row (a 1-D vector is one query). An empty or missing collection
         gives empty lists. Only id, score and image_id come back (not the stored vectors).
         """
         if not 1 <= top_k <= _MAX_TOP_K:
             raise ValueError(f"top_k must be between 1 and {_MAX_TOP_K}")
+        expr = _gallery_filter(gallery_id)
         matrix = _as_matrix(vectors, None)
         if matrix.shape[0] == 0:
             return []
@@ -560,6 +592,7 @@ class VectorIndex:
                 name,
                 data=matrix,
                 limit=top_k,
+                filter=expr,
                 output_fields=[_IMAGE],
                 search_params=self._search_params(self._built.get(name, self.index_type), top_k),
                 anns_field=_VECTOR,
@@ -572,17 +605,121 @@ class VectorIndex:
             raise VectorIndexError(
                 f"Milvus search on {name} failed at {self.display_uri}: {exc.message}"
             ) from exc
-        return [
+        hits = [
             [
                 Hit(
                     face_id=int(hit["id"]),
                     score=float(hit["distance"]),
                     image_id=int(hit["entity"][_IMAGE]),
                 )
-                for hit in hits
+                for hit in found
             ]
-            for hits in results
+            for found in results
         ]
+        if any(len(found) < top_k for found in hits):
+            self._fill_short(client, name, matrix=matrix, hits=hits, top_k=top_k, expr=expr)
+        return hits
+
+    def _fill_short(
+        self,
+        client: MilvusClient,
+        name: str,
+        *,
+        matrix: np.ndarray,
+        hits: list[list[Hit]],
+        top_k: int,
+        expr: str,
+    ) -> None:
+        """Replace, in place, the answers that came back with fewer than ``top_k`` hits
+        although the gallery holds more faces, by an exact scan of the gallery's vectors.
+
+        A filtered approximate search may come back short: milvus-lite's HNSW skips
+        filtered-out rows while it walks the graph, so a query far from a small gallery's
+        faces can exhaust its search list among other galleries' rows and return few hits or
+        none. Only such a gallery pays for the scan (its size, not the collection's); a
+        gallery smaller than ``top_k`` costs one count.
+        """
+        with self._errors("search", name), self._forget_on_error(name):
+            rows = client.query(name, filter=expr, output_fields=["count(*)"])
+            total = int(rows[0]["count(*)"]) if rows else 0
+            wanted = min(top_k, total)
+            short = [i for i, found in enumerate(hits) if len(found) < wanted]
+            if not short:
+                return
+            if total > _SCAN_WARN_ROWS:
+                log.warning(
+                    "filtered search on %s came back short; scanning %d vectors (%s) exactly",
+                    name,
+                    total,
+                    expr,
+                )
+            exact = _ExactTopK(matrix[short], top_k)
+            for page in self._pages(client, name, expr, total):
+                exact.add(page)
+        for i, found in zip(short, exact.hits(), strict=True):
+            hits[i] = found
+
+    def _pages(
+        self, client: MilvusClient, name: str, expr: str, total: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The rows matching ``expr`` (id, vector, image id), a page at a time."""
+        fields = [_ID, _VECTOR, _IMAGE]
+        if total <= _SCAN_PAGE:
+            yield client.query(name, filter=expr, output_fields=fields, limit=_SCAN_PAGE)
+            return
+        iterator = client.query_iterator(
+            name, batch_size=_SCAN_PAGE, filter=expr, output_fields=fields
+        )
+        try:
+            while page := iterator.next():
+                yield page
+        finally:
+            iterator.close()
+
+
+class _ExactTopK:
+    """A running exact top-k (inner product, ties by id) of some queries over pages of rows."""
+
+    def __init__(self, queries: np.ndarray, top_k: int) -> None:
+        self.queries = queries
+        self.top_k = top_k
+        n = queries.shape[0]
+        self.scores = np.empty((n, 0), np.float32)
+        self.ids = np.empty((n, 0), np.int64)
+        self.images = np.empty((n, 0), np.int64)
+
+    def add(self, page: list[dict[str, Any]]) -> None:
+        if not page:
+            return
+        vectors = np.asarray([row[_VECTOR] for row in page], dtype=np.float32)
+        ids = np.asarray([int(row[_ID]) for row in page], np.int64)
+        images = np.asarray([int(row[_IMAGE]) for row in page], np.int64)
+        n = self.queries.shape[0]
+        scores = np.concatenate([self.scores, self.queries @ vectors.T], axis=1)
+        all_ids = np.concatenate([self.ids, np.broadcast_to(ids, (n, ids.size))], axis=1)
+        all_images = np.concatenate(
+            [self.images, np.broadcast_to(images, (n, images.size))], axis=1
+        )
+        keep = np.lexsort((all_ids, -scores), axis=1)[:, : self.top_k]  # best first, ties by id
+        self.scores = np.take_along_axis(scores, keep, axis=1)
+        self.ids = np.take_along_axis(all_ids, keep, axis=1)
+        self.images = np.take_along_axis(all_images, keep, axis=1)
+
+    def hits(self) -> list[list[Hit]]:
+        return [
+            [
+                Hit(face_id=int(face), score=float(score), image_id=int(image))
+                for face, score, image in zip(ids, scores, images, strict=True)
+            ]
+            for ids, scores, images in zip(self.ids, self.scores, self.images, strict=True)
+        ]
+
+
+def _gallery_filter(gallery_id: int) -> str:
+    """The Milvus filter expression for one gallery; only a real integer is interpolated."""
+    if isinstance(gallery_id, bool) or not isinstance(gallery_id, int | np.integer):
+        raise TypeError(f"gallery_id must be an int, not {type(gallery_id).__name__}")
+    return f"{_GALLERY} == {int(gallery_id)}"
 
 
 def _as_matrix(vectors: np.ndarray, rows: int | None) -> np.ndarray:

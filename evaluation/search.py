@@ -132,7 +132,7 @@ def index_knn(
         todo = [(qi, int(q)) for qi, q in enumerate(queries) if found[q]]
         for start in range(0, len(todo), batch):
             part = todo[start : start + batch]
-            hits = index.search(model_name, vectors[[q for _, q in part]], depth + 1)
+            hits = index.search(model_name, vectors[[q for _, q in part]], depth + 1, gallery_id=0)
             for (qi, q), found_hits in zip(part, hits, strict=True):
                 got = [(h.face_id - 1, h.score) for h in found_hits if h.face_id - 1 != q]
                 ids = np.asarray([g for g, _ in got], np.int64)

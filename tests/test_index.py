@@ -79,7 +79,7 @@ def test_upsert_then_search_finds_the_nearest(index: VectorIndex) -> None:
     assert index.count(MODEL) == 300
     rng = np.random.default_rng(1)
     queries = vectors[[0, 41, 299]] + 0.01 * rng.standard_normal((3, DIM)).astype(np.float32)
-    results = index.search(MODEL, queries, top_k=5)
+    results = index.search(MODEL, queries, top_k=5, gallery_id=1)
     assert len(results) == 3
     for hits, expected_id in zip(results, [1, 42, 300], strict=True):
         assert len(hits) == 5
@@ -89,7 +89,7 @@ def test_upsert_then_search_finds_the_nearest(index: VectorIndex) -> None:
         scores = [h.score for h in hits]
         assert scores == sorted(scores, reverse=True)
         assert all(isinstance(h, Hit) for h in hits)
-    exact = index.search(MODEL, vectors[7], top_k=1)  # a 1-D vector is one query
+    exact = index.search(MODEL, vectors[7], top_k=1, gallery_id=1)  # a 1-D vector is one query
     assert exact[0][0].face_id == 8
     assert exact[0][0].score == pytest.approx(1.0, abs=1e-5)
 
@@ -98,7 +98,7 @@ def test_scores_are_cosine_even_for_unnormalised_input(index: VectorIndex) -> No
     a = np.array([[3.0, 4.0] + [0.0] * (DIM - 2)], dtype=np.float32)  # norm 5
     index.upsert(MODEL, face_ids=[1], vectors=a, image_ids=[1], gallery_ids=[1])
     q = np.array([[4.0, 3.0] + [0.0] * (DIM - 2)], dtype=np.float32)
-    hit = index.search(MODEL, q * 10, top_k=1)[0][0]
+    hit = index.search(MODEL, q * 10, top_k=1, gallery_id=1)[0][0]
     assert hit.score == pytest.approx(24 / 25, abs=1e-5)
 
 
@@ -115,7 +115,7 @@ def test_upsert_twice_keeps_count_and_replaces(index: VectorIndex) -> None:
         gallery_ids=[1, 1],
     )
     assert index.count(MODEL) == 50
-    hits = index.search(MODEL, vectors[1], top_k=2)[0]
+    hits = index.search(MODEL, vectors[1], top_k=2, gallery_id=1)[0]
     assert {h.face_id for h in hits} == {1, 2}
     assert {h.image_id for h in hits if h.face_id == 1} == {9}
 
@@ -124,7 +124,7 @@ def test_delete(index: VectorIndex) -> None:
     vectors = _fill(index, rows=20)
     index.delete(MODEL, [1, 2, 999_999])  # a missing id is fine
     assert index.count(MODEL) == 18
-    hits = index.search(MODEL, vectors[0], top_k=20)[0]
+    hits = index.search(MODEL, vectors[0], top_k=20, gallery_id=1)[0]
     assert len(hits) == 18
     assert {1, 2}.isdisjoint(h.face_id for h in hits)
     index.delete(MODEL, [])
@@ -133,16 +133,16 @@ def test_delete(index: VectorIndex) -> None:
 
 def test_missing_or_empty_collection_searches_empty(index: VectorIndex) -> None:
     q = _unit(2)
-    assert index.search("never-indexed", q, top_k=5) == [[], []]
+    assert index.search("never-indexed", q, top_k=5, gallery_id=1) == [[], []]
     assert index.count("never-indexed") == 0
     index.ensure_collection(MODEL, DIM)
-    assert index.search(MODEL, q, top_k=5) == [[], []]
-    assert index.search(MODEL, np.zeros((0, DIM), dtype=np.float32), top_k=5) == []
+    assert index.search(MODEL, q, top_k=5, gallery_id=1) == [[], []]
+    assert index.search(MODEL, np.zeros((0, DIM), dtype=np.float32), top_k=5, gallery_id=1) == []
 
 
 def test_top_k_bigger_than_collection(index: VectorIndex) -> None:
     _fill(index, rows=7)
-    results = index.search(MODEL, _unit(2, seed=5), top_k=100)
+    results = index.search(MODEL, _unit(2, seed=5), top_k=100, gallery_id=1)
     assert [len(hits) for hits in results] == [7, 7]
     assert len({h.face_id for h in results[0]}) == 7
 
@@ -171,12 +171,16 @@ def test_bad_input_is_refused(index: VectorIndex) -> None:
             MODEL, face_ids=[1], vectors=np.zeros((1, DIM)), image_ids=[1], gallery_ids=[1]
         )
     with pytest.raises(ValueError, match="NaN"):
-        index.search(MODEL, np.full((1, DIM), np.nan), top_k=3)
+        index.search(MODEL, np.full((1, DIM), np.nan), top_k=3, gallery_id=1)
     with pytest.raises(ValueError, match="top_k"):
-        index.search(MODEL, _unit(1), top_k=0)
+        index.search(MODEL, _unit(1), top_k=0, gallery_id=1)
+    # The gallery goes into a filter expression: only an integer is ever accepted.
+    for bad in ("1 or id > 0", 1.0, True, None):
+        with pytest.raises(TypeError, match="gallery_id must be an int"):
+            index.search(MODEL, _unit(1), top_k=3, gallery_id=bad)  # type: ignore[arg-type]
     _fill(index, rows=5)
     with pytest.raises(VectorIndexError, match="16-d but collection"):
-        index.search(MODEL, _unit(1, dim=16), top_k=3)
+        index.search(MODEL, _unit(1, dim=16), top_k=3, gallery_id=1)
     with pytest.raises(VectorIndexError, match="not supported"):
         VectorIndex("x.db", index_type="DISKANN")
 
@@ -190,7 +194,7 @@ def test_close_and_reopen_keeps_data(tmp_path: Path) -> None:
     second = VectorIndex(path)
     try:
         assert second.count(MODEL) == 40
-        assert second.search(MODEL, vectors[10], top_k=1)[0][0].face_id == 11
+        assert second.search(MODEL, vectors[10], top_k=1, gallery_id=1)[0][0].face_id == 11
     finally:
         second.close()
     # A closed index reopens by itself on next use.
@@ -205,7 +209,7 @@ def test_two_clients_in_one_process_share_the_path(tmp_path: Path) -> None:
         _fill(a, rows=10)
         assert b.count(MODEL) == 10
         a.close()  # b still holds the embedded server
-        assert b.search(MODEL, _unit(1), top_k=3)[0]
+        assert b.search(MODEL, _unit(1), top_k=3, gallery_id=1)[0]
     finally:
         a.close()
         b.close()
@@ -275,6 +279,6 @@ def test_existing_index_type_wins_over_configuration(tmp_path: Path) -> None:
     # Opened later with another configured type: searches follow the index it really has
     # (HNSW needs ef >= top_k), and a warning says how to change it.
     with VectorIndex(path, index_type="FLAT") as flat:
-        hits = flat.search(MODEL, vectors[3], top_k=150)[0]
+        hits = flat.search(MODEL, vectors[3], top_k=150, gallery_id=1)[0]
         assert hits[0].face_id == 4
         assert len(hits) >= 140

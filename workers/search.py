@@ -18,9 +18,10 @@ from workers.webhooks import SendDeliveries
 
 log = get_logger(__name__)
 
-# Hits whose face was deleted after indexing (its vector is removed a moment later) are
-# dropped when results are read back from Postgres; asking Milvus for a few more than top_k
-# keeps the answer full in that window.
+# The index search sees only the search's gallery, so its answer is full by itself. Hits whose
+# face was deleted after indexing (its vector is removed a moment later) are still dropped
+# when results are read back from Postgres; asking for a few more than top_k keeps the answer
+# full in that window.
 HIT_SLACK = 16
 
 
@@ -91,7 +92,10 @@ def run_search(
         return
 
     hits = index.search(
-        pipeline.model_name, np.stack([f.embedding for f in faces]), top_k + HIT_SLACK
+        pipeline.model_name,
+        np.stack([f.embedding for f in faces]),
+        top_k + HIT_SLACK,
+        gallery_id=gallery_id,
     )
 
     with session_scope(sessions) as session:
@@ -139,6 +143,9 @@ def run_search(
 def _gallery_faces(
     session: Session, hits: list[list[Hit]], gallery_id: int
 ) -> dict[int, tuple[Face, str | None]]:
+    """The hits' faces that still exist in the gallery, with their labels. The index search
+    is already limited to the gallery; this is a defence in depth, and drops faces deleted
+    since they were indexed."""
     face_ids = {hit.face_id for face_hits in hits for hit in face_hits}
     if not face_ids:
         return {}
