@@ -71,16 +71,20 @@ def authenticate(session: Session, presented: str) -> ApiKey | None:
     match = KEY_PATTERN.match(presented)
     if match is None:
         return None
-    row = session.scalar(select(ApiKey).where(ApiKey.prefix == match.group(1)))
+    # One round trip: the key and whether its gallery is being erased.
+    found = session.execute(
+        select(ApiKey, Gallery.erasing_since)
+        .outerjoin(Gallery, ApiKey.gallery_id == Gallery.id)
+        .where(ApiKey.prefix == match.group(1))
+    ).first()
+    if found is None:
+        return None
+    row, erasing_since = found
     # Compared in constant time, so the answer's timing says nothing about the hash.
-    if row is None or not hmac.compare_digest(row.key_hash, hash_key(presented)):
+    if not hmac.compare_digest(row.key_hash, hash_key(presented)):
         return None
-    if row.revoked_at is not None:
+    if row.revoked_at is not None or erasing_since is not None:
         return None
-    if row.gallery_id is not None:
-        gallery = session.get(Gallery, row.gallery_id)
-        if gallery is None or gallery.erasing_since is not None:
-            return None
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         row.last_used_at = now
