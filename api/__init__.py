@@ -66,4 +66,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     for module in (webhooks, galleries, keys):
         app.register_blueprint(module.bp)
+    from api import labels  # noqa: PLC0415 (erasing a person)
+
+    app.register_blueprint(labels.bp)
     return app
