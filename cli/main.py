@@ -313,6 +313,58 @@ def eval_command(
     )
 
 
+# --- retention ------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Keep searches this many days (default: SEARCH_RETENTION_DAYS).",
+)
+def purge(days: int | None) -> None:
+    """Purge searches past their retention: rows, query photos, webhook events about them."""
+    from core.storage import open_store  # noqa: PLC0415
+    from models.db import make_engine, make_session_factory  # noqa: PLC0415
+    from workers.erasure import run_search_purge  # noqa: PLC0415
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        removed = run_search_purge(
+            sessions=make_session_factory(engine),
+            store=open_store(settings.storage_url),
+            retention_days=days or settings.search_retention_days,
+            batch_size=settings.erasure_batch_size,
+        )
+    finally:
+        engine.dispose()
+    click.echo(
+        f"purged searches older than {days or settings.search_retention_days} days: "
+        + ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in removed.items())
+    )
+
+
+@cli.command()
+def beat() -> None:
+    """Run Celery beat: it sends the periodic tasks (the retention purge, every
+    RETENTION_PURGE_INTERVAL_S). Run exactly one, beside the workers."""
+    from workers.celery_app import celery_app  # noqa: PLC0415
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    celery_app.start(
+        [
+            "beat",
+            "--loglevel",
+            settings.log_level,
+            "--schedule",
+            str((settings.data_dir / "celerybeat-schedule").resolve()),
+        ]
+    )
+
+
 cli.add_command(search_command)
 cli.add_command(webhooks_command)
 

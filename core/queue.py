@@ -31,6 +31,8 @@ REINDEX_TASK = "facesearch.reindex"
 ARCHIVE_TASK = "facesearch.ingest_archive"
 # Erasing a gallery: its bytes, vectors and rows (services.erasure).
 ERASE_GALLERY_TASK = "facesearch.erase_gallery"
+# Purging searches past SEARCH_RETENTION_DAYS: run by Celery beat (`facesearch beat`).
+PURGE_SEARCHES_TASK = "facesearch.purge_expired_searches"
 # Webhook deliveries share the pipeline queue: they are short (bounded by timeouts) and
 # need no model, so any worker can send them.
 DELIVER_WEBHOOK_TASK = "facesearch.deliver_webhook"
@@ -44,6 +46,7 @@ ROUTES = {
     ARCHIVE_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
     DELIVER_WEBHOOK_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
     ERASE_GALLERY_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
+    PURGE_SEARCHES_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
 }
 
 

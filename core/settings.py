@@ -74,6 +74,16 @@ class Settings(BaseSettings):
     # items): the number of pipeline worker processes, so that all of them are kept busy.
     archive_parallel_tasks: int = Field(default=1, ge=1, le=64)
 
+    # Erasure and retention. Query photos and search results (with the webhook events about
+    # them) are kept this many days, then purged by the beat task (`facesearch beat`) or
+    # `facesearch purge`; checked every `retention_purge_interval_s`.
+    search_retention_days: int = Field(default=30, ge=1)
+    retention_purge_interval_s: int = Field(default=3600, ge=60)
+    # Rows per transaction when erasing a gallery or purging searches; a gallery's erasure
+    # task runs at most `erasure_task_budget_s`, then queues its own continuation.
+    erasure_batch_size: int = Field(default=500, ge=1, le=10_000)
+    erasure_task_budget_s: int = Field(default=300, ge=1)
+
     # Webhooks (POST /v1/webhooks, a search's callback_url). Destinations in private,
     # loopback, link-local or reserved ranges are refused unless listed here: comma-separated
     # host names, addresses or CIDRs (e.g. "127.0.0.1,10.1.0.0/16,hooks.internal").

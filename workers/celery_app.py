@@ -18,8 +18,10 @@ from core.queue import (
     ARCHIVE_TASK,
     DELETE_VECTORS_TASK,
     DELIVER_WEBHOOK_TASK,
+    ERASE_GALLERY_TASK,
     INDEX_TASK,
     INGEST_TASK,
+    PURGE_SEARCHES_TASK,
     REINDEX_TASK,
     SEARCH_TASK,
     make_celery,
@@ -37,6 +39,13 @@ from workers.webhooks import (
 log = get_logger(__name__)
 
 celery_app = make_celery()
+# Celery beat (`facesearch beat`) sends these; exactly one beat may run.
+celery_app.conf.beat_schedule = {
+    "purge-expired-searches": {
+        "task": PURGE_SEARCHES_TASK,
+        "schedule": float(get_settings().retention_purge_interval_s),
+    },
+}
 
 
 def request_index(model_name: str, job_id: str | None) -> None:
@@ -127,6 +136,39 @@ def reindex(*, job_id: str) -> None:
         index=runtime.get_index(),
         batch_size=get_settings().index_batch_size,
         send_deliveries=lambda ids: queue_deliveries(celery_app, ids),
+    )
+
+
+@celery_app.task(name=ERASE_GALLERY_TASK, base=JobTask)
+def erase_gallery(*, job_id: str) -> None:
+    from workers.erasure import run_gallery_erasure  # noqa: PLC0415
+
+    settings = get_settings()
+    run_gallery_erasure(
+        job_id,
+        sessions=runtime.get_session_factory(),
+        store=runtime.get_store(),
+        send_vector_deletion=lambda model_name, face_ids: celery_app.send_task(
+            DELETE_VECTORS_TASK, args=[model_name, face_ids]
+        ),
+        # Bounded runs: the rest of a large gallery is a new message, not a long task.
+        continue_later=lambda: celery_app.send_task(ERASE_GALLERY_TASK, kwargs={"job_id": job_id}),
+        batch_size=settings.erasure_batch_size,
+        budget_s=settings.erasure_task_budget_s,
+    )
+
+
+@celery_app.task(name=PURGE_SEARCHES_TASK, base=JobTask)
+def purge_expired_searches() -> dict[str, int]:
+    """Searches past SEARCH_RETENTION_DAYS: rows, query bytes, webhook events (beat)."""
+    from workers.erasure import run_search_purge  # noqa: PLC0415
+
+    settings = get_settings()
+    return run_search_purge(
+        sessions=runtime.get_session_factory(),
+        store=runtime.get_store(),
+        retention_days=settings.search_retention_days,
+        batch_size=settings.erasure_batch_size,
     )
 
 
