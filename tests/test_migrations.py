@@ -71,3 +71,82 @@ def test_postgres_downgrade_to_base_and_back() -> None:
         migrate(url)
     finally:
         drop_database(url)
+
+
+def _run(url: str, action: str, revision: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection  # type: ignore[attr-defined]
+        config.attributes["configure_logger"] = False  # type: ignore[attr-defined]
+        getattr(command, action)(config, revision)
+    engine.dispose()
+
+
+def test_a_deployment_from_before_keys_keeps_its_data_in_the_default_gallery(
+    tmp_path: Path,
+) -> None:
+    """Rows made before galleries had keys move into `default`; after `db upgrade` and one
+    new key, the old image, job and webhook are all reachable, and the default gallery's."""
+    from api import create_app
+    from core.settings import Settings
+    from models import DEFAULT_GALLERY_ID, Gallery, Scope
+    from models.db import make_session_factory
+    from services.keys import create_key
+
+    url = create_database()
+    try:
+        _run(url, "upgrade", "0003")
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, kind, status, total, done, failed, skipped, result,"
+                    " params, updated_at) VALUES ('00000000-0000-4000-8000-00000000000a', 'ingest',"
+                    " 'succeeded', 1, 1, 0, 0, '{}', '{}', now())"
+                )
+            )
+            image_id = conn.execute(
+                text(
+                    "INSERT INTO images (gallery_id, sha256, object_key, content_type,"
+                    " size_bytes, width, height, label, status, updated_at) VALUES (1,"
+                    " repeat('a', 64), 'objects/x', 'image/jpeg', 1, 20, 20, 'Old Timer',"
+                    " 'ready', now()) RETURNING id"
+                )
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO webhook_subscriptions (id, url, events, secret, active)"
+                    " VALUES ('00000000-0000-4000-8000-00000000000b', 'http://x/',"
+                    " '[\"job.completed\"]', 's', true)"
+                )
+            )
+        engine.dispose()
+        migrate(url)  # `facesearch db upgrade`
+
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            for table in ("jobs", "webhook_subscriptions"):
+                galleries = conn.execute(text(f"SELECT DISTINCT gallery_id FROM {table}")).all()
+                assert galleries == [(DEFAULT_GALLERY_ID,)], table
+        sessions = make_session_factory(engine)
+        with sessions() as session:
+            _, key = create_key(
+                session, scope=Scope.ADMIN, gallery=session.get(Gallery, DEFAULT_GALLERY_ID)
+            )
+            session.commit()
+        app = create_app(Settings(app_env="test", data_dir=tmp_path, database_url=url))
+        client = app.test_client()
+        auth = {"Authorization": f"Bearer {key}"}
+        assert client.get(f"/v1/images/{image_id}", headers=auth).get_json()["label"] == "Old Timer"
+        job = client.get("/v1/jobs/00000000-0000-4000-8000-00000000000a", headers=auth)
+        assert job.status_code == 200
+        hooks = client.get("/v1/webhooks", headers=auth).get_json()["webhooks"]
+        assert [h["id"] for h in hooks] == ["00000000-0000-4000-8000-00000000000b"]
+        assert client.get(f"/v1/images/{image_id}").status_code == 401
+        from api.context import EXTENSION
+
+        app.extensions[EXTENSION].close()
+        engine.dispose()
+    finally:
+        drop_database(url)
