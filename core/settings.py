@@ -95,6 +95,24 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=10, ge=1, le=30)
     webhook_retry_base_s: float = Field(default=45.0, ge=0)
 
+    # At most this many subscriptions per gallery, and manual redeliveries per delivery (beyond
+    # its WEBHOOK_MAX_ATTEMPTS automatic attempts).
+    webhook_max_subscriptions: int = Field(default=25, ge=1)
+    webhook_max_redeliveries: int = Field(default=20, ge=0)
+
+    # Requests per API key (per client address for a request without one), e.g.
+    # "1200/minute;50/second" (every limit applies). Empty: no limit. Counted in Redis (the
+    # broker's, or RATE_LIMIT_STORAGE_URL) in server mode, in memory in the embedded mode.
+    rate_limit: str = "1200/minute;50/second"
+    rate_limit_storage_url: str = ""
+    # Host names this API answers to (Host header), comma-separated, e.g. "api.example.org,
+    # .example.org" (a leading dot: any subdomain). Empty: any host. Guards against DNS
+    # rebinding.
+    trusted_hosts: str = ""
+    # Web origins allowed to call the API from a browser (CORS), comma-separated, e.g.
+    # "https://app.example.org". Empty: no CORS headers at all.
+    cors_origins: str = ""
+
     # GET /metrics answers an admin key, or this token (for a Prometheus scraper that should
     # hold no key): `Authorization: Bearer <METRICS_TOKEN>`. Empty: admin keys only.
     metrics_token: str = ""
