@@ -12,7 +12,7 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from flask import url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from api import schemas
@@ -26,6 +26,7 @@ from core.queue import DELIVER_WEBHOOK_TASK
 from core.webhook_signing import new_secret
 from models import (
     DeliveryStatus,
+    Gallery,
     Scope,
     WebhookDelivery,
     WebhookEvent,
@@ -107,14 +108,35 @@ def _subscription_or_404(webhook_id: str) -> WebhookSubscription:
     description="Answers with the subscription and its signing `secret`, shown this once "
     "(rotate it to get a new one). Deliveries are JSON POSTs signed in "
     "`Facesearch-Signature`; see the README's Webhooks section to verify them.",
-    responses={201: "Subscribed", 422: "Invalid input, or a refused destination"},
+    responses={
+        201: "Subscribed",
+        409: "The gallery has WEBHOOK_MAX_SUBSCRIPTIONS subscriptions already",
+        422: "Invalid input, or a refused destination",
+    },
 )
 @requires(Scope.ADMIN)
 def create_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     check_webhook_url(body["url"])
     session = db()
+    gallery = gallery_id()
+    # The gallery's row, locked: two requests at once cannot both take the last place.
+    session.get(Gallery, gallery, with_for_update=True)
+    count = session.scalar(
+        select(func.count())
+        .select_from(WebhookSubscription)
+        .where(WebhookSubscription.gallery_id == gallery)
+    )
+    cap = services().settings.webhook_max_subscriptions
+    if (count or 0) >= cap:
+        raise ApiError(
+            409,
+            f"this gallery has {count} webhook subscriptions, the most it may have "
+            f"({cap}); delete one before adding another",
+            code="too_many_webhooks",
+            details={"subscriptions": count, "limit": cap},
+        )
     sub = WebhookSubscription(
-        gallery_id=gallery_id(),
+        gallery_id=gallery,
         url=body["url"],
         events=sorted(set(body["events"])),
         secret=new_secret(),
@@ -231,13 +253,33 @@ def get_delivery(delivery_id: str) -> dict[str, Any]:
     summary="Deliver an event again now",
     description="Queues one more attempt at once, whatever the delivery's status; the event "
     "(its id and body) is the same, so a receiver that already has it can ignore it. If "
-    "the delivery was still retrying, its schedule goes on from this attempt.",
-    responses={202: "An attempt is queued", 404: "No such delivery", 503: "Broker down"},
+    "the delivery was still retrying, its schedule goes on from this attempt. A delivery "
+    "may have at most `WEBHOOK_MAX_ATTEMPTS` + `WEBHOOK_MAX_REDELIVERIES` attempts.",
+    responses={
+        202: "An attempt is queued",
+        404: "No such delivery",
+        409: "The delivery has had all the attempts it may have",
+        503: "Broker down",
+    },
 )
 @requires(Scope.ADMIN)
 def redeliver(delivery_id: str) -> tuple[dict[str, Any], int]:
     session = db()
     delivery = _delivery_or_404(delivery_id, lock=True)
+    # Counted from the attempts made (the worker's own retries stop at WEBHOOK_MAX_ATTEMPTS;
+    # every attempt past them was asked for here), so repeated clicks before the queued
+    # attempt is made cost nothing: they queue the same attempt number, made once.
+    settings = services().settings
+    most = settings.webhook_max_attempts + settings.webhook_max_redeliveries
+    if delivery.attempts >= most:
+        raise ApiError(
+            409,
+            f"this delivery has had {delivery.attempts} attempts, the most a delivery may "
+            f"have ({settings.webhook_max_attempts} automatic + "
+            f"{settings.webhook_max_redeliveries} redeliveries); it is not sent again",
+            code="too_many_redeliveries",
+            details={"attempts": delivery.attempts, "limit": most},
+        )
     delivery.status = DeliveryStatus.PENDING
     delivery.next_attempt_at = utcnow()
     attempt = delivery.attempts + 1
