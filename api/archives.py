@@ -24,13 +24,19 @@ from core.archives import LABEL_SOURCES, SNIFF_BYTES, PrefixedStream, sniff_form
 from core.logging import get_logger
 from core.queue import ARCHIVE_TASK
 from core.storage import ObjectNotFound, StorageError, validate_key
-from models import Job, JobKind, Scope
+from models import Gallery, Job, JobKind, Scope
 from models.job import new_uuid
 
 log = get_logger(__name__)
 bp = APIBlueprint("archives", __name__, url_prefix="/v1/archives", tag="Archives")
 
 NOT_AN_ARCHIVE = "the upload is not a tar, tar.gz/bz2/xz or zip archive"
+IMPORTS_PREFIX = "imports"
+
+
+def import_prefix(gallery: int) -> str:
+    """Where a gallery's archives named by ``object_key`` must be: ``imports/<name>/``."""
+    return f"{IMPORTS_PREFIX}/{db().get_one(Gallery, gallery).name}/"
 
 
 class _Counting(io.RawIOBase):
@@ -83,17 +89,28 @@ def _store_stream(stream: IO[bytes], key: str) -> dict[str, Any]:
 
 
 def _from_store(object_key: Any) -> dict[str, Any]:
-    """A JSON body names an archive already in the store (e.g. put there by a bulk copy)."""
+    """A JSON body names an archive already in the store (e.g. put there by a bulk copy),
+    under the gallery's own import prefix: no gallery reads another's objects."""
     if not isinstance(object_key, str):
         raise ApiError(422, "object_key must be a string naming an object in the store")
     try:
-        validate_key(object_key)
+        validate_key(object_key)  # no '..' segment: the prefix below is what it says
+    except ValueError as exc:
+        raise ApiError(422, f"object_key is not a valid key: {exc}") from exc
+    prefix = import_prefix(gallery_id())
+    if not object_key.startswith(prefix):
+        raise ApiError(
+            403,
+            f"object_key {object_key!r} is outside this gallery's imports: "
+            f"name an object under {prefix!r}",
+            code="outside_import_prefix",
+            details={"allowed_prefix": prefix},
+        )
+    try:
         with services().store.open(object_key) as stream:
             head = stream.read(SNIFF_BYTES)
     except ObjectNotFound as exc:
         raise ApiError(404, f"there is no object {object_key!r} in the store") from exc
-    except ValueError as exc:
-        raise ApiError(422, f"object_key is not a valid key: {exc}") from exc
     except StorageError as exc:
         raise ApiError(503, "the object store is unavailable; try again shortly") from exc
     if sniff_format(head) is None:
@@ -108,15 +125,18 @@ def _from_store(object_key: Any) -> dict[str, Any]:
     description="Send a `.tar`, `.tar.gz`/`.tgz`, `.tar.bz2`, `.tar.xz` or `.zip` as the raw "
     "request body (`Content-Type: application/octet-stream`, options in the query string), "
     "as a multipart part named `file` (options as form fields), or send JSON "
-    '`{"object_key": "...", "label_from": "folder"}` naming an archive already in the object '
-    "store. `label_from`: `folder` (default; LFW's `Name/Name_0001.jpg` gives `Name`), "
-    "`filename` (`Name_0001.jpg` gives `Name`) or `none`. The archive is streamed to the "
-    "store, never held in memory, and an `archive` job reads it member by member: unsafe or "
-    "unusable members are failed items with a reason, repeated images are skipped items. "
-    "Poll the job at the `Location` header; list failures at `/v1/jobs/{id}/items?status=failed`.",
+    '`{"object_key": "imports/<gallery name>/...", "label_from": "folder"}` naming an '
+    "archive already in the object store: only under the gallery's own prefix "
+    "`imports/<gallery name>/` (any other key is refused, 403). `label_from`: `folder` "
+    "(default; LFW's `Name/Name_0001.jpg` gives `Name`), `filename` (`Name_0001.jpg` gives "
+    "`Name`) or `none`. The archive is streamed to the store, never held in memory, and an "
+    "`archive` job reads it member by member: unsafe or unusable members are failed items "
+    "with a reason, repeated images are skipped items. Poll the job at the `Location` "
+    "header; list failures at `/v1/jobs/{id}/items?status=failed`.",
     responses={
         202: "Accepted: an archive job was created",
         400: "Empty body",
+        403: "object_key is outside imports/<gallery name>/",
         404: "object_key names no object",
         413: "Larger than MAX_ARCHIVE_BYTES",
         415: "Not a tar or zip archive",
