@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
-from api import auth, web
+from api import auth, limits, security, web
 from api.context import EXTENSION, Services, close_db
 from api.docs import use_local_assets
 from api.errors import register_error_handlers
@@ -50,7 +50,9 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     install_metrics(app, app.extensions[EXTENSION])
     app.register_blueprint(web.bp)
     install_request_log(app)
+    security.install(app, settings)
     auth.install(app)
+    limits.install(app, settings)  # after auth: it limits per key
     register_error_handlers(app)
     use_local_assets(app)
 
