@@ -80,6 +80,24 @@ def alembic_config() -> object:
     return config
 
 
+def run_migrations(url: str, action: str = "upgrade", revision: str = "heads") -> None:
+    """Upgrade (or downgrade) the database at ``url`` in one transaction, leaving the
+    caller's logging alone (tests and benchmarks call this in-process)."""
+    from alembic import command  # noqa: PLC0415
+
+    from models.db import make_engine  # noqa: PLC0415
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection  # type: ignore[attr-defined]
+            config.attributes["configure_logger"] = False  # type: ignore[attr-defined]
+            getattr(command, action)(config, revision)
+    finally:
+        engine.dispose()
+
+
 @db.command("upgrade")
 @click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:

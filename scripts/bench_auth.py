@@ -29,7 +29,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from api import create_app  # noqa: E402
 from api.auth import public, requires  # noqa: E402
 from api.context import EXTENSION  # noqa: E402
-from cli.main import alembic_config  # noqa: E402
+from cli.main import run_migrations  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from models import DEFAULT_GALLERY_ID, Gallery, Scope  # noqa: E402
 from models.db import make_engine, make_session_factory, session_scope  # noqa: E402
@@ -65,14 +65,8 @@ def main() -> None:
         conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
     url = args.pg.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
     try:
+        run_migrations(url)
         engine = make_engine(url)
-        with engine.begin() as connection:
-            from alembic import command  # noqa: PLC0415
-
-            config = alembic_config()
-            config.attributes["connection"] = connection  # type: ignore[attr-defined]
-            config.attributes["configure_logger"] = False  # type: ignore[attr-defined]
-            command.upgrade(config, "heads")  # type: ignore[arg-type]
         sessions = make_session_factory(engine)
         with session_scope(sessions) as session:
             _, key = create_key(

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from alembic import command
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import create_app
 from api.context import EXTENSION
 from cli.lfw import LfwImage, default_archive, iter_images
-from cli.main import alembic_config
-from core.settings import Settings
+from cli.main import run_migrations
+from core.settings import Settings, get_settings
 from models import DEFAULT_GALLERY_ID, Gallery, Scope
 from models.db import make_engine
 from services.keys import create_key
@@ -56,13 +55,7 @@ def drop_database(url: str) -> None:
 
 def migrate(url: str) -> None:
     """The schema is only ever made by migrations, in tests too."""
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection  # type: ignore[attr-defined]
-        config.attributes["configure_logger"] = False  # type: ignore[attr-defined]
-        command.upgrade(config, "heads")  # type: ignore[arg-type]
-    engine.dispose()
+    run_migrations(url)
 
 
 @pytest.fixture(scope="session")
@@ -149,6 +142,18 @@ def make_client(
 @pytest.fixture
 def client(settings: Settings, sessions: sessionmaker[Session]) -> FlaskClient:
     return make_client(settings, sessions)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An embedded data folder for the ``facesearch`` command, and settings read afresh."""
+    for name in ("DATABASE_URL", "BROKER_URL", "STORAGE_URL", "MILVUS_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MODEL_DIR", str(MODEL_DIR))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
 
 
 # --- LFW -------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,11 @@ from cli.main import cli
 from core.settings import get_settings
 from models import Job, JobKind, JobStatus
 from models.db import make_engine, make_session_factory
-from tests.conftest import MODEL_DIR
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An embedded data folder for the command, and settings read afresh."""
-    for name in ("DATABASE_URL", "BROKER_URL", "STORAGE_URL", "MILVUS_URI"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MODEL_DIR", str(MODEL_DIR))
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
+def env(cli_env: Path) -> Path:
+    return cli_env
 
 
 @pytest.mark.parametrize(

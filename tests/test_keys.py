@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from cli.main import cli
 from core.settings import Settings, get_settings
 from models import DEFAULT_GALLERY_ID, ApiKey, Gallery, Scope, utcnow
 from services.keys import KEY_PATTERN
-from tests.conftest import MODEL_DIR, make_client, make_key
+from tests.conftest import make_client, make_key
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -154,17 +153,11 @@ def test_last_used_is_recorded_at_most_once_a_minute(
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An embedded data folder, migrated, with settings read afresh."""
-    for name in ("DATABASE_URL", "BROKER_URL", "STORAGE_URL", "MILVUS_URI"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MODEL_DIR", str(MODEL_DIR))
-    get_settings.cache_clear()
+def env(cli_env: Path) -> Path:
+    """``cli_env``, migrated."""
     result = CliRunner().invoke(cli, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    yield tmp_path
-    get_settings.cache_clear()
+    return cli_env
 
 
 def test_keys_from_the_command_line(env: Path) -> None:

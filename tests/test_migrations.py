@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 import models
-from cli.main import alembic_config
+from cli.main import run_migrations
 from models.db import make_engine
 from tests.conftest import create_database, drop_database, migrate
 
@@ -46,11 +45,7 @@ def test_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
     migrate(url)
     engine = make_engine(url)
     assert_models_match_schema(engine)
-    with engine.begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection  # type: ignore[attr-defined]
-        config.attributes["configure_logger"] = False  # type: ignore[attr-defined]
-        command.downgrade(config, "base")  # type: ignore[arg-type]
+    run_migrations(url, "downgrade", "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     engine.dispose()
     migrate(url)
@@ -61,26 +56,12 @@ def test_postgres_downgrade_to_base_and_back() -> None:
     try:
         migrate(url)
         engine = make_engine(url)
-        with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection  # type: ignore[attr-defined]
-            config.attributes["configure_logger"] = False  # type: ignore[attr-defined]
-            command.downgrade(config, "base")  # type: ignore[arg-type]
+        run_migrations(url, "downgrade", "base")
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         engine.dispose()
         migrate(url)
     finally:
         drop_database(url)
-
-
-def _run(url: str, action: str, revision: str) -> None:
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection  # type: ignore[attr-defined]
-        config.attributes["configure_logger"] = False  # type: ignore[attr-defined]
-        getattr(command, action)(config, revision)
-    engine.dispose()
 
 
 def test_a_deployment_from_before_keys_keeps_its_data_in_the_default_gallery(
@@ -96,7 +77,7 @@ def test_a_deployment_from_before_keys_keeps_its_data_in_the_default_gallery(
 
     url = create_database()
     try:
-        _run(url, "upgrade", "0003")
+        run_migrations(url, "upgrade", "0003")
         engine = make_engine(url)
         with engine.begin() as conn:
             conn.execute(
