@@ -67,7 +67,6 @@ def run_gallery_erasure(
                 return
             step = next_step(session, gallery_id=gallery_id, erase_job_id=job_id, batch=batch_size)
             objects = remove_unused_objects(session, store, step.erasure.object_keys)
-            queue_vector_deletions(send_vector_deletion, step.erasure.vectors)
             counts = dict(step.removed)
             if objects:
                 counts["objects"] = objects
@@ -76,6 +75,8 @@ def run_gallery_erasure(
                 job.gallery_id = None  # the gallery is gone
                 job.done = 1
                 job.finish(JobStatus.SUCCEEDED)
+        # After the commit: a vector without its row is ignored by searches, never the reverse.
+        queue_vector_deletions(send_vector_deletion, step.erasure.vectors)
         log.info("erase gallery: step", job_id=job_id, gallery_id=gallery_id, **counts)
         if step.finished:
             log.info("erase gallery: done", job_id=job_id, gallery_id=gallery_id)
