@@ -102,14 +102,25 @@ def run_migrations(url: str, action: str = "upgrade", revision: str = "heads") -
 @click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
-    from alembic import command  # noqa: PLC0415
+    from sqlalchemy import text  # noqa: PLC0415
+
+    from models.db import make_engine  # noqa: PLC0415
 
     settings = get_settings()
     if settings.database_url.startswith("sqlite:///"):
         Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
             parents=True, exist_ok=True
         )
-    command.upgrade(alembic_config(), revision)  # type: ignore[arg-type]
+    # In-process and without alembic.ini's logging set-up, which would bind the root logger
+    # to whatever stderr is at this moment (a test runner's captured stream, later closed).
+    run_migrations(settings.database_url, "upgrade", revision)
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            heads = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    finally:
+        engine.dispose()
+    click.echo(f"database migrated: revision {', '.join(sorted(heads))}")
 
 
 # --- processes ------------------------------------------------------------------------
@@ -385,9 +396,9 @@ def beat() -> None:
 
 cli.add_command(search_command)
 cli.add_command(webhooks_command)
+cli.add_command(keys_command)
+cli.add_command(galleries_command)
 
 
 if __name__ == "__main__":
     cli()
-cli.add_command(keys_command)
-cli.add_command(galleries_command)

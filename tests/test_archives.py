@@ -214,8 +214,14 @@ def test_multipart_upload_and_an_object_already_in_the_store(
         content_type="multipart/form-data",
     )
     assert response.status_code == 202, response.get_json()
-    key = session.get_one(Job, response.get_json()["job_id"]).params["object_key"]
+    uploaded = session.get_one(Job, response.get_json()["job_id"]).params["object_key"]
+    # An uploaded archive's own key is not the gallery's to name: only its imports are.
+    refused = client.post("/v1/archives", json={"object_key": uploaded})
+    assert refused.status_code == 403
+    assert error_of(refused)["code"] == "outside_import_prefix"
 
+    key = "imports/default/faces.tar"
+    open_store(archive_settings.storage_url).put(key, data)
     response = client.post("/v1/archives", json={"object_key": key})
     assert response.status_code == 202, response.get_json()
     by_key = response.get_json()["job_id"]
@@ -224,7 +230,7 @@ def test_multipart_upload_and_an_object_already_in_the_store(
     assert scan(by_key, archive_settings, sessions)
     assert open_store(archive_settings.storage_url).exists(key)
 
-    response = client.post("/v1/archives", json={"object_key": "archives/nothing-here"})
+    response = client.post("/v1/archives", json={"object_key": "imports/default/nothing-here"})
     assert response.status_code == 404
     assert "nothing-here" in error_of(response)["message"]
 
@@ -350,8 +356,8 @@ def test_an_object_that_is_not_an_archive_fails_the_job(
     session: Session,
 ) -> None:
     store = open_store(archive_settings.storage_url)
-    store.put("uploads/notes.txt", b"PK\x03\x04 but not really a zip")
-    response = client.post("/v1/archives", json={"object_key": "uploads/notes.txt"})
+    store.put("imports/default/notes.txt", b"PK\x03\x04 but not really a zip")
+    response = client.post("/v1/archives", json={"object_key": "imports/default/notes.txt"})
     job_id = response.get_json()["job_id"]
     assert scan(job_id, archive_settings, sessions)
     session.expire_all()
