@@ -34,6 +34,9 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         JSON_SORT_KEYS=False,
         VALIDATION_ERROR_STATUS_CODE=422,
+        # The docs page's Swagger UI (4.15, from swagger-ui-bundle) renders OpenAPI 3.0 only:
+        # given 3.1 it shows nothing but a version error.
+        OPENAPI_VERSION="3.0.3",
         DESCRIPTION="Reverse face-image search: upload photos to a gallery, search it with a "
         "photo, and get ranked matches for every face. Long operations are jobs: poll "
         "`GET /v1/jobs/{id}`.",
