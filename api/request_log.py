@@ -17,6 +17,16 @@ log = get_logger("api.request")
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's own id is kept only if it is plain: it ends up in every log line.
 SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Path parts that name a person: logged as the route's placeholder, so that erasing a person
+# leaves no trace of their name in the logs either.
+PERSONAL_ARGS = frozenset({"label"})
+
+
+def logged_path() -> str:
+    if request.url_rule is not None and PERSONAL_ARGS & (request.view_args or {}).keys():
+        # The rule with its converters dropped: /v1/labels/<path:label> -> /v1/labels/<label>
+        return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"<\1>", request.url_rule.rule)
+    return request.path
 
 
 def install(app: APIFlask) -> None:
@@ -40,7 +50,7 @@ def install(app: APIFlask) -> None:
         log.info(
             "request",
             method=request.method,
-            path=request.path,
+            path=logged_path(),
             status=response.status_code,
             ms=round((time.perf_counter() - started) * 1000, 1) if started else None,
             **({"job_id": job_id} if job_id else {}),

@@ -45,6 +45,17 @@ def test_each_request_logs_one_line_with_its_ids(
     assert created[0]["request_id"] == "req-7"
 
 
+def test_a_person_named_in_a_path_is_not_logged(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    client.delete("/v1/labels/Ada Lovelace")
+    client.get("/v1/images/12345")
+    paths = [e["path"] for e in request_events(caplog)]
+    assert paths == ["/v1/labels/<label>", "/v1/images/12345"]
+    assert not any("Ada Lovelace" in r.getMessage() for r in caplog.records)
+
+
 def test_an_unsafe_request_id_is_replaced(client: FlaskClient) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": "bad id; drop table"})
     assert response.headers["X-Request-ID"] != "bad id; drop table"
