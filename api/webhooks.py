@@ -7,12 +7,11 @@ in any other answer. Destinations are checked before anything is stored
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from apiflask import APIBlueprint
 from flask import url_for
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api import schemas
@@ -23,16 +22,16 @@ from api.errors import ApiError
 from core.destinations import AllowList, UnsafeDestinationError, check_destination
 from core.logging import get_logger
 from core.queue import DELIVER_WEBHOOK_TASK
-from core.webhook_signing import new_secret
 from models import (
     DeliveryStatus,
-    Gallery,
     Scope,
     WebhookDelivery,
     WebhookEvent,
     WebhookSubscription,
     utcnow,
 )
+from services.webhooks import TooManySubscriptionsError, subscribe
+from services.webhooks import rotate_secret as rotate_secret_of
 
 log = get_logger(__name__)
 bp = APIBlueprint("webhooks", __name__, url_prefix="/v1", tag="Webhooks")
@@ -118,31 +117,19 @@ def _subscription_or_404(webhook_id: str) -> WebhookSubscription:
 def create_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     check_webhook_url(body["url"])
     session = db()
-    gallery = gallery_id()
-    # The gallery's row, locked: two requests at once cannot both take the last place.
-    session.get(Gallery, gallery, with_for_update=True)
-    count = session.scalar(
-        select(func.count())
-        .select_from(WebhookSubscription)
-        .where(WebhookSubscription.gallery_id == gallery)
-    )
     cap = services().settings.webhook_max_subscriptions
-    if (count or 0) >= cap:
+    try:
+        sub = subscribe(
+            session, gallery_id=gallery_id(), url=body["url"], events=body["events"], cap=cap
+        )
+    except TooManySubscriptionsError as exc:
         raise ApiError(
             409,
-            f"this gallery has {count} webhook subscriptions, the most it may have "
+            f"this gallery has {exc.count} webhook subscriptions, the most it may have "
             f"({cap}); delete one before adding another",
             code="too_many_webhooks",
-            details={"subscriptions": count, "limit": cap},
-        )
-    sub = WebhookSubscription(
-        gallery_id=gallery,
-        url=body["url"],
-        events=sorted(set(body["events"])),
-        secret=new_secret(),
-        active=True,
-    )
-    session.add(sub)
+            details={"subscriptions": exc.count, "limit": cap},
+        ) from exc
     session.commit()
     log.info("webhook subscribed", webhook_id=sub.id, events=sub.events)
     location = url_for("webhooks.get_webhook", webhook_id=sub.id)
@@ -200,12 +187,8 @@ def delete_webhook(webhook_id: str) -> tuple[str, int]:
 def rotate_secret(webhook_id: str, body: dict[str, Any]) -> dict[str, Any]:
     session = db()
     sub = _subscription_or_404(webhook_id)
-    now = utcnow()
     grace = body.get("previous_valid_s") or 0
-    sub.previous_secret = sub.secret if grace else None
-    sub.previous_secret_expires_at = now + timedelta(seconds=grace) if grace else None
-    sub.secret = new_secret()
-    sub.secret_rotated_at = now
+    rotate_secret_of(sub, previous_valid_s=grace)
     session.commit()
     log.info("webhook secret rotated", webhook_id=webhook_id, previous_valid_s=grace)
     return serialize_subscription(sub, secret=True)
