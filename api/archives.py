@@ -24,8 +24,9 @@ from core.archives import LABEL_SOURCES, SNIFF_BYTES, PrefixedStream, sniff_form
 from core.logging import get_logger
 from core.queue import ARCHIVE_TASK
 from core.storage import ObjectNotFound, StorageError, validate_key
-from models import Gallery, Job, JobKind, Scope
+from models import Gallery, JobKind, Scope
 from models.job import new_uuid
+from services.images import create_archive_job
 
 log = get_logger(__name__)
 bp = APIBlueprint("archives", __name__, url_prefix="/v1/archives", tag="Archives")
@@ -181,9 +182,14 @@ def upload_archive() -> tuple[dict[str, Any], int, dict[str, str]]:
         }
         params |= _store_stream(request.stream, object_key)
 
-    job = Job(id=job_id, kind=JobKind.ARCHIVE, gallery_id=gallery_id(), idempotency_key=key)
-    job.params = {**params, "label_from": label_from}
-    db().add(job)
+    job = create_archive_job(
+        db(),
+        job_id=job_id,
+        gallery_id=gallery_id(),
+        params=params,
+        label_from=label_from,
+        idempotency_key=key,
+    )
     send_after_commit(job, ARCHIVE_TASK, job_id=job.id)
     log.info("archive job created", job_id=job.id, size_bytes=params.get("size_bytes"))
     return job_created(job)

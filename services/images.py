@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -128,4 +129,27 @@ def create_ingest_job(
         item.image_id = image.id
     session.flush()
     refresh_progress(session, job)
+    return job
+
+
+def create_archive_job(
+    session: Session,
+    *,
+    job_id: str,
+    gallery_id: int,
+    params: dict[str, Any],
+    label_from: str,
+    idempotency_key: str | None,
+) -> Job:
+    """An archive job of ``gallery_id``: ``params`` say where the archive is (its object key,
+    whether it was uploaded); items are recorded as it is read. Flushed, not committed."""
+    job = Job(
+        id=job_id,
+        kind=JobKind.ARCHIVE,
+        gallery_id=gallery_id,
+        idempotency_key=idempotency_key,
+        params={**params, "label_from": label_from},
+    )
+    session.add(job)
+    session.flush()
     return job
