@@ -19,9 +19,10 @@ from api.context import EXTENSION
 from cli.lfw import LfwImage
 from core.settings import Settings
 from core.webhook_signing import verify
+from models import Scope
 from tests.conftest import MODEL_DIR, create_database, drop_database, migrate
 from tests.webhook_receiver import Answer, running_receiver
-from tests.worker_process import start_worker, stop_worker, wait_for_job
+from tests.worker_process import keyed_client, make_api_key, start_worker, stop_worker, wait_for_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -68,8 +69,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
 
 @pytest.fixture(scope="module")
 def client(stack: tuple[Settings, Path]) -> Iterator[FlaskClient]:
-    app = create_app(stack[0])
-    yield app.test_client()
+    settings = stack[0]
+    app = create_app(settings)
+    # Webhooks need the admin scope; this key acts in the default gallery.
+    yield keyed_client(app, make_api_key(settings.database_url, scope=Scope.ADMIN))
     app.extensions[EXTENSION].close()
 
 
@@ -89,10 +92,14 @@ def test_upload_search_webhook_through_a_real_worker(
     assert wait_for_job(client, response.get_json()["job_id"], log_path)["status"] == "succeeded"
 
     with running_receiver() as receiver:
-        sub = client.post(
+        subscribed = client.post(
             "/v1/webhooks",
             json={"url": receiver.url + "/sub", "events": ["search.completed", "job.completed"]},
-        ).get_json()
+        )
+        # Checked here: a refused subscription (401/403) would otherwise show up only as two
+        # missing deliveries (the callback's 503 and its retry arriving alone) after a timeout.
+        assert subscribed.status_code == 201, subscribed.get_json()
+        sub = subscribed.get_json()
         receiver.script = [Answer(503, b"starting up")]  # the first request fails
         response = client.post(
             "/v1/searches",

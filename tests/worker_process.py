@@ -1,4 +1,5 @@
-"""A real Celery worker process for end-to-end tests, and waiting on jobs through the API."""
+"""A real Celery worker process for end-to-end tests, API keys for them, and waiting on jobs
+through the API."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from cli.lfw import PROJECT_ROOT
+from models import DEFAULT_GALLERY_NAME, Scope
+from models.db import make_engine, make_session_factory, session_scope
+from services.galleries import get_or_create_gallery
+from services.keys import create_key
 
 READY_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 180
@@ -36,6 +42,28 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
             pytest.fail("worker not ready: " + log_path.read_text()[-3000:])
         time.sleep(0.3)
     return worker
+
+
+def make_api_key(
+    database_url: str, *, scope: Scope = Scope.ADMIN, gallery: str | None = DEFAULT_GALLERY_NAME
+) -> str:
+    """A key committed to the database at ``database_url``, bound to ``gallery`` (made if
+    missing; None: an admin key for every gallery), as `facesearch keys create` makes one."""
+    engine = make_engine(database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            bound = get_or_create_gallery(session, gallery) if gallery is not None else None
+            _, key = create_key(session, scope=scope, gallery=bound, name="e2e")
+    finally:
+        engine.dispose()
+    return key
+
+
+def keyed_client(app: Flask, key: str) -> FlaskClient:
+    """A test client of ``app`` that sends ``key`` with every request."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
