@@ -16,12 +16,12 @@ from api import create_app
 from api.context import EXTENSION
 from cli.lfw import iter_images
 from core.settings import Settings
-from models import Face, Image, Job, JobItem
+from models import Face, Image, Job, JobItem, Scope
 from models.db import make_engine, make_session_factory
 from tests.conftest import MODEL_DIR, create_database, drop_database, migrate
 from tests.test_archives import make_tar
 from tests.test_e2e import redis_url  # noqa: F401  (a module fixture: a flushed Redis db)
-from tests.worker_process import start_worker, stop_worker
+from tests.worker_process import keyed_client, make_api_key, start_worker, stop_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -78,7 +78,7 @@ def test_a_worker_killed_mid_archive_loses_and_duplicates_nothing(
     log_path = tmp_path / "worker.log"
     worker = start_worker(env, log_path)
     try:
-        client = app.test_client()
+        client = keyed_client(app, make_api_key(database_url_e2e, scope=Scope.WRITE))
         response = client.post(
             "/v1/archives", data=make_tar(members), content_type="application/octet-stream"
         )
