@@ -15,13 +15,174 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-async function api(path, options = {}) {
-  const response = await fetch(path, options);
-  const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
-  if (!response.ok) {
-    throw new Error(body?.error?.message || `${response.status} ${response.statusText}`);
+// --- the API key ---------------------------------------------------------------------------
+// Asked for once, kept in sessionStorage: it lasts while this tab is open, for this server only.
+
+const KEY_STORAGE = "facesearch.apiKey";
+
+class AuthError extends Error {}
+
+const storedKey = () => sessionStorage.getItem(KEY_STORAGE);
+
+// What may be shown of a key: its prefix (fsk_ and 8 characters), never the secret part.
+const keyPrefix = (key) => key.split("_").slice(0, 2).join("_");
+
+function lock(message = "", isError = false) {
+  sessionStorage.removeItem(KEY_STORAGE);
+  clearResults();
+  $("#app").hidden = true;
+  $("#tabs").hidden = true;
+  $("#key-state").hidden = true;
+  $("#key-panel").hidden = false;
+  const status = $("#key-status");
+  status.textContent = message;
+  status.classList.toggle("error", isError);
+  $("#key-input").value = "";
+  $("#key-input").focus();
+}
+
+function unlock(key) {
+  sessionStorage.setItem(KEY_STORAGE, key);
+  $("#key-panel").hidden = true;
+  $("#key-status").textContent = "";
+  $("#key-prefix").textContent = `${keyPrefix(key)}…`;
+  $("#key-state").hidden = false;
+  $("#tabs").hidden = false;
+  $("#app").hidden = false;
+  showTab();
+}
+
+// Every call to the API goes through here: it carries the key, and a refused key (401)
+// brings the key form back.
+async function authorizedFetch(path, options = {}) {
+  const key = storedKey();
+  if (!key) {
+    lock("Enter an API key to use this page.");
+    throw new AuthError("No API key.");
   }
-  return body;
+  const headers = new Headers(options.headers);
+  headers.set("Authorization", `Bearer ${key}`);
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401) {
+    const message = await errorMessage(response);
+    if (key === storedKey()) lock(`The API key was refused: ${message} Enter a valid key.`, true);
+    throw new AuthError(message);
+  }
+  return response;
+}
+
+async function errorMessage(response) {
+  const json = response.headers.get("content-type")?.includes("json");
+  const body = json ? await response.json().catch(() => null) : null;
+  const text = body?.error?.message || `${response.status} ${response.statusText}`;
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+async function api(path, options = {}) {
+  const response = await authorizedFetch(path, options);
+  if (response.status === 403) {
+    const message = await errorMessage(response);
+    throw new Error(
+      `This API key may not do that: ${message} To use another key, choose "Forget key" and enter it.`);
+  }
+  if (!response.ok) throw new Error(await errorMessage(response));
+  return response.headers.get("content-type")?.includes("json") ? response.json() : null;
+}
+
+async function onKeySubmit(event) {
+  event.preventDefault();
+  const key = $("#key-input").value.trim().replace(/^Bearer\s+/i, "");
+  if (!key) return;
+  const button = $("#key-submit");
+  const status = $("#key-status");
+  button.disabled = true;
+  status.classList.remove("error");
+  status.textContent = "Checking the key…";
+  try {
+    // Any key may list names (the lowest scope, search, allows it): a cheap check.
+    const response = await fetch("/v1/labels?limit=1", { headers: { Authorization: `Bearer ${key}` } });
+    if (response.ok) {
+      unlock(key);
+      return;
+    }
+    const message = await errorMessage(response);
+    status.textContent = response.status === 401 ? `This key was refused: ${message}` : `The key could not be checked: ${message}`;
+    status.classList.add("error");
+  } catch (error) {
+    status.textContent = `The key could not be checked: ${error.message}`;
+    status.classList.add("error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- images that need the key ----------------------------------------------------------------
+// An <img src> cannot send a header: the bytes are fetched with the key and shown through
+// blob: URLs, each owned by a group ("query", "search", "gallery") and revoked when that
+// group's images are replaced.
+
+const imageGroups = new Map(); // group -> { generation, urls: Set }
+
+function imageGroup(name) {
+  if (!imageGroups.has(name)) imageGroups.set(name, { generation: 0, urls: new Set() });
+  return imageGroups.get(name);
+}
+
+function releaseImages(name) {
+  const group = imageGroup(name);
+  for (const url of group.urls) URL.revokeObjectURL(url);
+  group.urls.clear();
+  group.generation += 1; // images still loading for the old generation are dropped
+}
+
+function showBlob(img, blob, name) {
+  const url = URL.createObjectURL(blob);
+  imageGroup(name).urls.add(url);
+  img.src = url;
+}
+
+async function loadImage(img) {
+  const { path, group: name } = img.dataset;
+  const generation = imageGroup(name).generation;
+  try {
+    const response = await authorizedFetch(path);
+    if (!response.ok) throw new Error(await errorMessage(response));
+    const blob = await response.blob();
+    if (generation !== imageGroup(name).generation) return; // replaced meanwhile
+    showBlob(img, blob, name);
+  } catch (error) {
+    img.classList.add("broken");
+    img.title = `Could not load the image: ${error.message}`;
+  }
+}
+
+// Thumbnails are fetched once they come near the screen, as loading="lazy" would.
+const nearScreen = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    if (!entry.isIntersecting) continue;
+    nearScreen.unobserve(entry.target);
+    loadImage(entry.target);
+  }
+}, { rootMargin: "300px" });
+
+function keyedImage(path, group, attributes = {}) {
+  const img = el("img", { ...attributes, "data-path": path, "data-group": group });
+  if (path) nearScreen.observe(img);
+  return img;
+}
+
+function clearResults() {
+  for (const name of imageGroups.keys()) releaseImages(name);
+  $("#faces").replaceChildren();
+  $("#query-frame").replaceChildren();
+  $("#search-status").textContent = "";
+  $("#add-job").replaceChildren();
+  $("#archive-job").replaceChildren();
+  $("#labels").replaceChildren();
+  $("#gallery-images").replaceChildren();
+  $("#gallery-title").textContent = "";
+  $("#labels-more").hidden = true;
+  $("#gallery-more").hidden = true;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -43,7 +204,7 @@ function showTab() {
   for (const link of document.querySelectorAll("nav a[data-tab]")) {
     link.classList.toggle("active", link.dataset.tab === name);
   }
-  if (name === "gallery" && !$("#labels").childElementCount) loadLabels(true);
+  if (name === "gallery" && !$("#labels").childElementCount) loadLabels(true).catch(reportGalleryError);
 }
 
 // Dropping a file on a drop zone fills its input.
@@ -75,11 +236,25 @@ function setStatus(text, isError = false) {
   status.classList.toggle("error", isError);
 }
 
-function drawQuery(file, faces, width, height) {
+// The query as the server stored it (the boxes are in its coordinates); the picked file if
+// that cannot be read.
+async function drawQuery(search, file) {
+  const { width, height } = search.query;
   const frame = $("#query-frame");
-  frame.replaceChildren();
-  const img = el("img", { src: URL.createObjectURL(file), alt: "query photo" });
-  frame.append(img);
+  releaseImages("query");
+  const generation = imageGroup("query").generation;
+  const img = el("img", { alt: "query photo" });
+  let blob = file;
+  try {
+    const response = await authorizedFetch(search.query.image_url);
+    if (response.ok) blob = await response.blob();
+  } catch (error) {
+    if (error instanceof AuthError) throw error;
+  }
+  if (generation !== imageGroup("query").generation) return false; // replaced, or key forgotten
+  showBlob(img, blob, "query");
+  frame.replaceChildren(img);
+  const faces = search.faces;
   faces.forEach((face, i) => {
     const b = face.box;
     const box = el("div", { class: "box" }, el("span", { text: String(i + 1) }));
@@ -90,11 +265,12 @@ function drawQuery(file, faces, width, height) {
     });
     frame.append(box);
   });
+  return true;
 }
 
 function matchCard(match) {
   return el("figure", { class: "match", "data-label": match.label ?? "" },
-    el("img", { src: match.image_url ?? "", alt: match.label ?? "unlabelled", loading: "lazy" }),
+    keyedImage(match.image_url ?? "", "search", { alt: match.label ?? "unlabelled" }),
     el("div", {},
       el("strong", { text: match.label ?? "(no label)" }), el("br"),
       el("span", { class: "score", text: `#${match.rank} · score ${match.score.toFixed(3)}` })));
@@ -103,6 +279,7 @@ function matchCard(match) {
 function drawFaces(faces) {
   const list = $("#faces");
   list.replaceChildren();
+  releaseImages("search");
   faces.forEach((face, i) => {
     const matches = [...face.matches].sort((a, b) => b.score - a.score);
     list.append(el("div", { class: "face" },
@@ -121,6 +298,8 @@ async function onSearch(event) {
   button.disabled = true;
   $("#faces").replaceChildren();
   $("#query-frame").replaceChildren();
+  releaseImages("search");
+  releaseImages("query");
   try {
     setStatus("Uploading…");
     const form = new FormData();
@@ -134,12 +313,12 @@ async function onSearch(event) {
       setStatus(`The search failed: ${search.error || job.error}`, true);
       return;
     }
+    if (!(await drawQuery(search, file))) return;
+    drawFaces(search.faces);
     const count = search.faces.length;
     setStatus(`${count} face${count === 1 ? "" : "s"} found.`);
-    drawQuery(file, search.faces, search.query.width, search.query.height);
-    drawFaces(search.faces);
   } catch (error) {
-    setStatus(error.message, true);
+    if (!(error instanceof AuthError)) setStatus(error.message, true);
   } finally {
     button.disabled = false;
   }
@@ -170,7 +349,7 @@ async function submitJob(container, path, form) {
     const created = await api(path, { method: "POST", body: form });
     await waitForJob(created.job_id, (job) => renderJob(container, job));
   } catch (error) {
-    container.replaceChildren(el("p", { class: "error", text: error.message }));
+    if (!(error instanceof AuthError)) container.replaceChildren(el("p", { class: "error", text: error.message }));
   }
 }
 
@@ -197,6 +376,12 @@ let labelsCursor = null;
 let imagesCursor = null;
 let currentLabel = null;
 
+function reportGalleryError(error) {
+  if (error instanceof AuthError) return;
+  $("#gallery-title").textContent = error.message;
+  $("#gallery-title").classList.add("error");
+}
+
 async function loadLabels(reset) {
   if (reset) { $("#labels").replaceChildren(); labelsCursor = null; }
   const params = new URLSearchParams({ limit: "100" });
@@ -206,7 +391,7 @@ async function loadLabels(reset) {
   const page = await api(`/v1/labels?${params}`);
   for (const { label, images } of page.items) {
     const item = el("li", { "data-label": label }, label, " ", el("small", { text: `(${images})` }));
-    item.addEventListener("click", () => loadImages(label, true));
+    item.addEventListener("click", () => loadImages(label, true).catch(reportGalleryError));
     $("#labels").append(item);
   }
   labelsCursor = page.next_cursor;
@@ -218,7 +403,9 @@ async function loadImages(label, reset) {
     currentLabel = label;
     imagesCursor = null;
     $("#gallery-images").replaceChildren();
+    releaseImages("gallery");
     $("#gallery-title").textContent = label;
+    $("#gallery-title").classList.remove("error");
     for (const li of $("#labels").children) li.classList.toggle("active", li.dataset.label === label);
   }
   const params = new URLSearchParams({ label: currentLabel, limit: "48" });
@@ -226,7 +413,7 @@ async function loadImages(label, reset) {
   const page = await api(`/v1/images?${params}`);
   for (const image of page.items) {
     $("#gallery-images").append(el("figure", { class: "thumb" },
-      el("img", { src: image.image_url, alt: image.filename ?? "", loading: "lazy" }),
+      keyedImage(image.image_url, "gallery", { alt: image.filename ?? "" }),
       el("div", { text: `${image.faces.length} face(s) · ${image.status}` })));
   }
   imagesCursor = page.next_cursor;
@@ -240,7 +427,13 @@ wireDropZones();
 $("#search-form").addEventListener("submit", onSearch);
 $("#add-form").addEventListener("submit", onAdd);
 $("#archive-form").addEventListener("submit", onArchive);
-$("#label-filter").addEventListener("submit", (event) => { event.preventDefault(); loadLabels(true); });
-$("#labels-more").addEventListener("click", () => loadLabels(false));
-$("#gallery-more").addEventListener("click", () => loadImages(currentLabel, false));
-showTab();
+$("#label-filter").addEventListener("submit", (event) => {
+  event.preventDefault();
+  loadLabels(true).catch(reportGalleryError);
+});
+$("#labels-more").addEventListener("click", () => loadLabels(false).catch(reportGalleryError));
+$("#gallery-more").addEventListener("click", () => loadImages(currentLabel, false).catch(reportGalleryError));
+$("#key-form").addEventListener("submit", onKeySubmit);
+$("#key-forget").addEventListener("click", () => lock("The key was forgotten. Enter a key to go on."));
+if (storedKey()) unlock(storedKey());
+else lock();
