@@ -2,7 +2,8 @@
 real S3 server (moto) on loopback and the index in milvus-lite (owned by the worker).
 
 Ingest several LFW identities through the HTTP API, search with a photo that is not in the
-gallery, and the top match is the right person.
+gallery, and the top match is the right person. Every request carries an API key; the web page
+asks for one in its form.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -27,8 +30,18 @@ from api import create_app
 from api.context import EXTENSION
 from cli.lfw import LfwImage
 from core.settings import Settings
+from models import Scope
 from tests.conftest import MODEL_DIR, create_database, drop_database, migrate
-from tests.worker_process import start_worker, stop_worker, wait_for_job
+from tests.worker_process import (
+    keyed_client,
+    make_api_key,
+    start_worker,
+    stop_worker,
+    wait_for_job,
+)
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Request, Route
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -103,9 +116,18 @@ def stack(
 
 
 @pytest.fixture(scope="module")
-def client(stack: tuple[Settings, subprocess.Popen[bytes], Path]) -> Iterator[FlaskClient]:
+def api_keys(stack: tuple[Settings, subprocess.Popen[bytes], Path]) -> dict[Scope, str]:
+    """A write key and a search key of the default gallery."""
+    database_url = stack[0].database_url
+    return {scope: make_api_key(database_url, scope=scope) for scope in (Scope.WRITE, Scope.SEARCH)}
+
+
+@pytest.fixture(scope="module")
+def client(
+    stack: tuple[Settings, subprocess.Popen[bytes], Path], api_keys: dict[Scope, str]
+) -> Iterator[FlaskClient]:
     app = create_app(stack[0])
-    yield app.test_client()
+    yield keyed_client(app, api_keys[Scope.WRITE])
     app.extensions[EXTENSION].close()
 
 
@@ -218,17 +240,131 @@ def served_api(stack: tuple[Settings, subprocess.Popen[bytes], Path]) -> Iterato
     app.extensions[EXTENSION].close()
 
 
+# What the page will be served with: no inline script, style or event handler may run, and
+# images may come only from this server or from blob: URLs.
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'"
+)
+KEY_STORAGE = "facesearch.apiKey"
+# True once every image matching a selector is shown, from a blob: URL. (A function, not an
+# expression: Playwright evaluates an expression with eval(), which the CSP refuses.)
+SHOWN_FROM_BLOBS = """(selector) => {
+    const images = [...document.querySelectorAll(selector)];
+    return images.length > 0
+        && images.every((img) => img.src.startsWith("blob:") && img.naturalWidth > 0);
+}"""
+
+
+@contextmanager
+def browser_page(base_url: str) -> Iterator[tuple[Page, list[str], list[Request]]]:
+    """A page of headless Chromium whose HTML is served under STRICT_CSP; yields it, the
+    console's errors (a CSP violation is one) and every request it made to the API."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+
+            def with_csp(route: Route) -> None:
+                response = route.fetch()
+                headers = {**response.headers, "content-security-policy": STRICT_CSP}
+                route.fulfill(response=response, headers=headers)
+
+            page.route(base_url + "/", with_csp)
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            api_requests: list[Request] = []
+            page.on("request", lambda r: api_requests.append(r) if "/v1/" in r.url else None)
+            yield page, errors, api_requests
+        finally:
+            browser.close()
+
+
+def enter_key(page: Page, key: str) -> None:
+    page.wait_for_selector("#key-form", state="visible")
+    page.fill("#key-input", key)
+    page.click("#key-submit")
+
+
+def needs_chromium() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("the browser test needs Debian's chromium (apt-get install chromium)")
+
+
+def test_the_web_page_asks_for_a_key(
+    stack: tuple[Settings, subprocess.Popen[bytes], Path],
+    served_api: str,
+    api_keys: dict[Scope, str],
+    lfw_faces: dict[str, list[LfwImage]],
+    tmp_path: Path,
+) -> None:
+    needs_chromium()
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(lfw_faces["Ai_Sugiyama"][0].data)
+    stored = f"sessionStorage.getItem('{KEY_STORAGE}')"
+    with browser_page(served_api) as (page, errors, api_requests):
+        page.goto(served_api + "/")
+        # No key yet: the form, and nothing of the app.
+        page.wait_for_selector("#key-panel", state="visible")
+        assert page.locator("#app").is_hidden()
+        assert page.locator("#search-form").is_hidden()
+
+        enter_key(page, "fsk_00000000_" + "x" * 43)
+        page.wait_for_selector("#key-status.error")
+        assert "refused" in page.inner_text("#key-status")
+        assert page.locator("#app").is_hidden()
+        assert page.evaluate(stored) is None
+        page.screenshot(path=str(stack[0].data_dir / "web-key.png"))
+
+        # A search key can search and browse; adding photos needs write: a 403, explained.
+        key = api_keys[Scope.SEARCH]
+        enter_key(page, key)
+        page.wait_for_selector("#search-form", state="visible")
+        assert page.locator("#key-panel").is_hidden()
+        shown = page.inner_text("#key-state")
+        assert key.split("_")[1] in shown  # the prefix...
+        assert key not in shown  # ...never the key
+        assert page.evaluate(stored) == key
+        page.goto(served_api + "/#add")
+        page.set_input_files("#add-files", str(photo))
+        page.fill("#add-label", "Ai_Sugiyama")
+        page.click("#add-form button[type=submit]")
+        page.wait_for_selector("#add-job .error")
+        message = page.inner_text("#add-job .error")
+        assert "may not do that" in message, message
+        assert "needs write" in message, message
+
+        page.click("#key-forget")
+        page.wait_for_selector("#key-panel", state="visible")
+        assert page.locator("#app").is_hidden()
+        assert page.evaluate(stored) is None
+        assert page.inner_text("#add-job") == ""  # what the old key showed is gone
+
+        # A key that stops working (revoked, say) brings the form back, saying why.
+        page.evaluate(f"sessionStorage.setItem('{KEY_STORAGE}', 'fsk_00000000_' + 'y'.repeat(43))")
+        page.goto(served_api + "/#gallery")
+        page.wait_for_selector("#key-status.error")
+        assert "refused" in page.inner_text("#key-status")
+        assert page.locator("#app").is_hidden()
+        assert page.evaluate(stored) is None
+        for request in api_requests:
+            assert request.all_headers()["authorization"].startswith("Bearer fsk_"), request.url
+    # The browser logs each refused request (401, 403) as a console error; nothing else.
+    assert all("status of 40" in error for error in errors), errors
+
+
 def test_the_web_page_finds_the_person_in_a_photo(
     stack: tuple[Settings, subprocess.Popen[bytes], Path],
     client: FlaskClient,
     served_api: str,
+    api_keys: dict[Scope, str],
     lfw_faces: dict[str, list[LfwImage]],
     tmp_path: Path,
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("the browser test needs Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
+    needs_chromium()
     images = lfw_faces["Abdullah_Gul"]
     files = [(io.BytesIO(i.data), i.name) for i in images[1:]]
     response = client.post(
@@ -240,33 +376,41 @@ def test_the_web_page_finds_the_person_in_a_photo(
     query = tmp_path / images[0].name
     query.write_bytes(images[0].data)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(served_api + "/")
-            page.set_input_files("#search-file", str(query))
-            page.click("#search-submit")
-            page.wait_for_selector(".match", timeout=60_000)
-            assert page.locator(".box").count() >= 1  # the face is boxed on the photo
-            first = page.locator(".face").first.locator(".match").first
-            assert first.get_attribute("data-label") == "Abdullah_Gul"
-            assert "face" in page.locator("#search-status").inner_text()
-            page.screenshot(path=str(stack[0].data_dir / "web-search.png"), full_page=True)
+    with browser_page(served_api) as (page, errors, api_requests):
+        page.goto(served_api + "/")
+        enter_key(page, api_keys[Scope.WRITE])
+        page.set_input_files("#search-file", str(query))
+        page.click("#search-submit")
+        page.wait_for_selector(".match", timeout=60_000)
+        assert page.locator(".box").count() >= 1  # the face is boxed on the photo
+        first = page.locator(".face").first.locator(".match").first
+        assert first.get_attribute("data-label") == "Abdullah_Gul"
+        assert "face" in page.locator("#search-status").inner_text()
+        # Images need the key too: fetched with it and shown through blob: URLs.
+        page.wait_for_function(
+            SHOWN_FROM_BLOBS, arg="#query-frame img, .match:first-child img", timeout=30_000
+        )
+        page.screenshot(path=str(stack[0].data_dir / "web-search.png"), full_page=True)
 
-            page.goto(served_api + "/#gallery")
-            page.wait_for_selector("#labels li[data-label='Abdullah_Gul']")
-            page.click("#labels li[data-label='Abdullah_Gul']")
-            page.wait_for_selector("#gallery-images .thumb")
-            assert page.locator("#gallery-images .thumb").count() == len(images) - 1
-        finally:
-            browser.close()
+        # Another visit in the same tab keeps the key: no form this time.
+        page.goto(served_api + "/#gallery")
+        page.wait_for_selector("#labels li[data-label='Abdullah_Gul']")
+        assert page.locator("#key-panel").is_hidden()
+        page.click("#labels li[data-label='Abdullah_Gul']")
+        page.wait_for_selector("#gallery-images .thumb")
+        assert page.locator("#gallery-images .thumb").count() == len(images) - 1
+        page.wait_for_function(SHOWN_FROM_BLOBS, arg="#gallery-images img", timeout=30_000)
+        assert api_requests
+        for request in api_requests:
+            assert request.all_headers()["authorization"].startswith("Bearer fsk_"), request.url
+    assert not errors, errors
 
 
 def test_the_cli_searches_a_running_server(
     stack: tuple[Settings, subprocess.Popen[bytes], Path],
     client: FlaskClient,
     served_api: str,
+    api_keys: dict[Scope, str],
     lfw_faces: dict[str, list[LfwImage]],
     tmp_path: Path,
 ) -> None:
@@ -284,13 +428,16 @@ def test_the_cli_searches_a_running_server(
     wait_for_job(client, response.get_json()["job_id"], stack[2])
     query = tmp_path / "query.jpg"
     query.write_bytes(lfw_faces["Alejandro_Toledo"][0].data)
-    runner = CliRunner()
+    runner = CliRunner(env={"FACESEARCH_KEY": api_keys[Scope.SEARCH]})
     table = runner.invoke(cli, ["search", str(query), "--url", served_api, "--top-k", "3"])
     assert table.exit_code == 0, table.output
     assert "face 1 at x=" in table.output
     assert "Alejandro_Toledo" in table.output.splitlines()[2]  # the first match's row
 
-    as_json = runner.invoke(cli, ["search", str(query), "--url", served_api, "--json"])
+    key = api_keys[Scope.SEARCH]
+    as_json = runner.invoke(
+        cli, ["search", str(query), "--url", served_api, "--json", "--key", key]
+    )
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.output)["faces"][0]["matches"][0]["label"] == "Alejandro_Toledo"
 
