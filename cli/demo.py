@@ -3,6 +3,9 @@
 Starts the API (gunicorn) and a worker (Celery on the filesystem broker) as separate
 processes over one data folder, uploads a gallery from LFW through HTTP, searches with one
 photo and prints the top 10. Nothing to install: SQLite, a local folder, milvus-lite.
+
+The API wants a key on every request: the demo makes its own gallery and a write key for it,
+straight in the freshly migrated database (as `facesearch keys create` would), and sends it.
 """
 
 from __future__ import annotations
@@ -21,12 +24,19 @@ import httpx
 from tqdm import tqdm
 
 from cli.lfw import PROJECT_ROOT, by_identity, default_archive
+from core.settings import Settings
+from models import Scope
+from models.db import make_engine, make_session_factory, session_scope
+from services.galleries import get_or_create_gallery
+from services.keys import create_key
 
 EMBEDDED_OVERRIDES = ("DATABASE_URL", "BROKER_URL", "STORAGE_URL", "MILVUS_URI")
 READY_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 1800
 # Files per upload request: big enough for the worker to batch MTCNN and FaceNet.
 UPLOAD_BATCH = 64
+# The demo's gallery; its key may add images and search (write), nothing more.
+DEMO_GALLERY = "demo"
 
 
 def _free_port() -> int:
@@ -37,6 +47,21 @@ def _free_port() -> int:
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _make_key(data_dir: Path) -> tuple[str, str]:
+    """A write key for the demo's gallery (made if missing) in the embedded database under
+    ``data_dir``; returns the key and its prefix, the part that may be shown."""
+    database_url = Settings(data_dir=data_dir, database_url="").database_url
+    engine = make_engine(database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            gallery = get_or_create_gallery(session, DEMO_GALLERY)
+            row, key = create_key(session, scope=Scope.WRITE, gallery=gallery, name="demo")
+            prefix = f"fsk_{row.prefix}"
+    finally:
+        engine.dispose()
+    return key, prefix
 
 
 @contextmanager
@@ -120,7 +145,7 @@ def run_demo(*, archive: Path | None, min_images: int, query: str) -> int:
 
     _say("1/5 model weights (downloaded once, sha256-verified)")
     subprocess.run([*cli, "models", "pull"], env=env, check=True, cwd=PROJECT_ROOT)
-    _say("2/5 database schema (alembic upgrade head)")
+    _say("2/5 database schema (alembic upgrade head) and an API key")
     subprocess.run(
         [*cli, "db", "upgrade"],
         env=env,
@@ -129,13 +154,19 @@ def run_demo(*, archive: Path | None, min_images: int, query: str) -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    key, prefix = _make_key(data_dir)
+    _say(f"    gallery {DEMO_GALLERY!r}, write key {prefix}... (sent with every request)")
 
     port = _free_port()
     _say(f"3/5 starting the API on 127.0.0.1:{port} and a worker (logs in {data_dir})")
     with (
         _process([*cli, "worker"], env, data_dir / "worker.log") as worker,
         _process([*cli, "serve", "--port", str(port)], env, data_dir / "api.log") as api,
-        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
+        httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=60,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client,
     ):
         _wait_ready(client, [worker, api])
 
