@@ -21,6 +21,7 @@ batch; a leak shows as either rising from the first window to the last.
     .venv/bin/python scripts/bench_ingest.py --naive-limit 2000  # naive loop: first 2,000 only
 
 Needs Postgres and Redis on 127.0.0.1 (as the tests do) and the FaceNet weights in MODEL_DIR.
+Each stack's database gets a write key for the default gallery, sent with every request.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from cli.ingest import summary, upload  # noqa: E402
 from cli.lfw import default_archive  # noqa: E402
+from models import DEFAULT_GALLERY_NAME, Scope  # noqa: E402
+from models.db import make_engine, make_session_factory, session_scope  # noqa: E402
+from services.galleries import get_or_create_gallery  # noqa: E402
+from services.keys import create_key  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 READY_TIMEOUT_S = 180
@@ -99,7 +104,26 @@ class Stack:
     url: str
     env: dict[str, str]
     api: subprocess.Popen[bytes]
+    key: str
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def client(self, timeout: httpx.Timeout | float) -> httpx.Client:
+        """An HTTP client of this stack's API that sends its key."""
+        return httpx.Client(
+            base_url=self.url, timeout=timeout, headers={"Authorization": f"Bearer {self.key}"}
+        )
+
+
+def make_key(database_url: str) -> str:
+    """A write key for the default gallery, as `facesearch keys create` makes one."""
+    engine = make_engine(database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            gallery = get_or_create_gallery(session, DEFAULT_GALLERY_NAME)
+            _, key = create_key(session, scope=Scope.WRITE, gallery=gallery, name="bench_ingest")
+    finally:
+        engine.dispose()
+    return key
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -189,7 +213,8 @@ def stack(folder: Path, s3_endpoint: str, redis_db: int, pipeline_workers: int) 
         )
         cleanup.callback(stop, api)
         wait_port(api_port, api, "the API")
-        result = Stack(url=f"http://127.0.0.1:{api_port}", env=env, api=api)
+        key = make_key(database_url)
+        result = Stack(url=f"http://127.0.0.1:{api_port}", env=env, api=api, key=key)
         # One worker owns the index queue (one Milvus writer); the others run the pipeline.
         for n in range(pipeline_workers):
             queues = "pipeline,index" if n == 0 else "pipeline"
@@ -306,7 +331,7 @@ def run_archive_phase(s: Stack, archive: Path, total: int) -> Result:
     result = Result("archive")
     groups = {"api": s.api.pid} | {f"worker{i}": w.pid for i, w in enumerate(s.workers)}
     timeout = httpx.Timeout(30.0, read=600.0)
-    with RssMonitor(groups) as monitor, httpx.Client(base_url=s.url, timeout=timeout) as client:
+    with RssMonitor(groups) as monitor, s.client(timeout) as client:
         started = time.monotonic()
         job_url = upload(client, archive, "folder", quiet=True)  # what `facesearch ingest` does
         say(f"archive stored in {time.monotonic() - started:.1f} s; job {job_url}")
@@ -332,7 +357,7 @@ def run_naive_phase(s: Stack, archive: Path, limit: int | None, total: int) -> R
     result = Result("naive")
     groups = {"api": s.api.pid} | {f"worker{i}": w.pid for i, w in enumerate(s.workers)}
     marks: list[tuple[float, int]] = []
-    with RssMonitor(groups) as monitor, httpx.Client(base_url=s.url, timeout=60) as client:
+    with RssMonitor(groups) as monitor, s.client(60) as client:
         started = time.monotonic()
         for n, (member, data) in enumerate(lfw_members(archive, limit), start=1):
             label = Path(member.name).parent.name
@@ -363,7 +388,7 @@ def run_upload_only(s: Stack, archive: Path) -> None:
     """The API's memory while an archive streams in (no worker: the job just waits)."""
     with RssMonitor({"api": s.api.pid}) as monitor:
         timeout = httpx.Timeout(30.0, read=600.0)
-        with httpx.Client(base_url=s.url, timeout=timeout) as client:
+        with s.client(timeout) as client:
             started = time.monotonic()
             upload(client, archive, "folder", quiet=True)
             wall = time.monotonic() - started
