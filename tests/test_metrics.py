@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.orm import Session, sessionmaker
 
+from core.settings import Settings
+from tests.conftest import make_client, make_key
 from tests.test_api import jpeg
+
+
+@pytest.fixture
+def client(settings: Settings, sessions: sessionmaker[Session]) -> FlaskClient:
+    """An admin key for every gallery: the figures cover them all (a bound key gets 403)."""
+    return make_client(settings, sessions, key=make_key(sessions, gallery_id=None))
 
 
 def samples(client: FlaskClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
