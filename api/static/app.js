@@ -3,6 +3,7 @@
 const $ = (selector) => document.querySelector(selector);
 const POLL_MS = 400;
 const FINISHED = new Set(["succeeded", "partial", "failed", "cancelled"]);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -19,6 +20,7 @@ function el(tag, attributes = {}, ...children) {
 // Asked for once, kept in sessionStorage: it lasts while this tab is open, for this server only.
 
 const KEY_STORAGE = "facesearch.apiKey";
+const RATE_LIMIT_RETRIES = 3;
 
 class AuthError extends Error {}
 
@@ -62,7 +64,13 @@ async function authorizedFetch(path, options = {}) {
   }
   const headers = new Headers(options.headers);
   headers.set("Authorization", `Bearer ${key}`);
-  const response = await fetch(path, { ...options, headers });
+  let response = await fetch(path, { ...options, headers });
+  // Past the key's rate limit (a burst of thumbnails, say): wait as asked, a few times.
+  for (let retry = 0; response.status === 429 && retry < RATE_LIMIT_RETRIES; retry += 1) {
+    const seconds = Number(response.headers.get("Retry-After")) || 1;
+    await sleep(Math.min(seconds, 30) * 1000);
+    response = await fetch(path, { ...options, headers });
+  }
   if (response.status === 401) {
     const message = await errorMessage(response);
     if (key === storedKey()) lock(`The API key was refused: ${message} Enter a valid key.`, true);
@@ -185,7 +193,7 @@ function clearResults() {
   $("#gallery-more").hidden = true;
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// --- jobs ------------------------------------------------------------------------------------
 
 async function waitForJob(jobId, onProgress = () => {}) {
   for (;;) {
