@@ -258,7 +258,7 @@ SHOWN_FROM_BLOBS = """(selector) => {
 
 @contextmanager
 def browser_page(base_url: str) -> Iterator[tuple[Page, list[str], list[Request]]]:
-    """A page of headless Chromium whose HTML is served under STRICT_CSP; yields it, the
+    """A page of headless Chromium whose HTML is served under STRICT_CSP too; yields it, the
     console's errors (a CSP violation is one) and every request it made to the API."""
     from playwright.sync_api import sync_playwright
 
@@ -268,9 +268,14 @@ def browser_page(base_url: str) -> Iterator[tuple[Page, list[str], list[Request]
             page = browser.new_page(viewport={"width": 1200, "height": 900})
 
             def with_csp(route: Route) -> None:
+                # Added to the server's own policy, if any: the browser enforces both.
                 response = route.fetch()
-                headers = {**response.headers, "content-security-policy": STRICT_CSP}
-                route.fulfill(response=response, headers=headers)
+                served = response.headers.get("content-security-policy")
+                policy = f"{served}, {STRICT_CSP}" if served else STRICT_CSP
+                route.fulfill(
+                    response=response,
+                    headers={**response.headers, "content-security-policy": policy},
+                )
 
             page.route(base_url + "/", with_csp)
             errors: list[str] = []
