@@ -35,6 +35,8 @@ READY_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 1800
 # Files per upload request: big enough for the worker to batch MTCNN and FaceNet.
 UPLOAD_BATCH = 64
+# Jobs read per listing while following the ingest (the most the API lists at once).
+LISTED_JOBS = 200
 # The demo's gallery; its key may add images and search (write), nothing more.
 DEMO_GALLERY = "demo"
 
@@ -98,10 +100,24 @@ def _wait_ready(client: httpx.Client, procs: list[subprocess.Popen[bytes]]) -> N
     raise RuntimeError("the API did not become ready in time")
 
 
+def _get(client: httpx.Client, path: str, **params: str) -> dict:
+    """GET a JSON answer, waiting out a 429 (the API's rate limit per key) as it asks."""
+    while True:
+        response = client.get(path, params=params or None)
+        if response.status_code != 429:
+            response.raise_for_status()
+            answer: dict = response.json()
+            return answer
+        try:
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+        except ValueError:
+            time.sleep(1)
+
+
 def _wait_job(client: httpx.Client, job_id: str) -> dict:
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
+        job = _get(client, f"/v1/jobs/{job_id}")
         if job["status"] not in ("queued", "running"):
             return job
         time.sleep(0.1)
@@ -109,14 +125,19 @@ def _wait_job(client: httpx.Client, job_id: str) -> dict:
 
 
 def _follow_jobs(client: httpx.Client, job_ids: list[str], n_images: int) -> list[dict]:
-    """Poll every unfinished job, showing images processed, until all have finished."""
+    """Poll the ingest jobs, showing images processed, until all have finished. One request
+    a tick lists them all (the demo's gallery holds only these), well inside the rate limit."""
     finished: dict[str, dict] = {}
     deadline = time.monotonic() + JOB_TIMEOUT_S
     with tqdm(total=n_images, unit="img", file=sys.stdout) as bar:
         while len(finished) < len(job_ids) and time.monotonic() < deadline:
+            listed = _get(client, "/v1/jobs", kind="ingest", limit=str(LISTED_JOBS))["items"]
+            by_id = {job["id"]: job for job in listed}
             processed = 0
             for job_id in job_ids:
-                job = finished.get(job_id) or client.get(f"/v1/jobs/{job_id}").json()
+                job = finished.get(job_id) or by_id.get(job_id)
+                if job is None:  # not in the listing: asked for alone
+                    job = _get(client, f"/v1/jobs/{job_id}")
                 if job["status"] not in ("queued", "running"):
                     finished[job_id] = job
                 progress = job["progress"]
@@ -205,7 +226,7 @@ def run_demo(*, archive: Path | None, min_images: int, query: str) -> int:
         response.raise_for_status()
         created = response.json()
         job = _wait_job(client, created["job_id"])
-        search = client.get(created["search_url"]).json()
+        search = _get(client, created["search_url"])
         latency_s = time.monotonic() - search_started
         if job["status"] != "succeeded":
             _say(f"search failed: {job['error']}")
