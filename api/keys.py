@@ -99,6 +99,22 @@ def list_all() -> dict[str, Any]:
     }
 
 
+@bp.get("/self")
+@bp.output(schemas.KeyOut)
+@bp.doc(
+    summary="The key this request was made with: its scope and gallery",
+    description="Any valid key may read itself (never the key itself), e.g. for a client "
+    "to show what it may do before it tries.",
+)
+@requires(Scope.SEARCH)
+def whoami() -> dict[str, Any]:
+    row = db().get(ApiKey, principal().key_id)
+    if row is None:  # revoked and deleted between the check and now
+        raise ApiError(404, "this key no longer exists")
+    names = _gallery_names()
+    return serialize_key(row, names.get(row.gallery_id) if row.gallery_id else None)
+
+
 @bp.delete("/<prefix>")
 @bp.output({}, status_code=204)
 @bp.doc(

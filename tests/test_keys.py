@@ -60,6 +60,15 @@ def test_a_key_is_shown_once_stored_hashed_and_revoked_at_once(
     assert revoked[0]["revoked_at"] is not None
 
 
+def test_any_key_reads_itself(settings: Settings, sessions: sessionmaker[Session]) -> None:
+    key = make_key(sessions, scope=Scope.SEARCH)
+    me = make_client(settings, sessions, key=key).get("/v1/keys/self")
+    assert me.status_code == 200
+    body = me.get_json()
+    assert (body["prefix"], body["scope"], body["gallery"]) == (key[:12], "search", "default")
+    assert "key" not in body
+
+
 def test_scopes_nest_and_a_bound_admin_cannot_reach_further(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
