@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import url_for
 from sqlalchemy import func, select
 
 from api import schemas
@@ -21,6 +20,7 @@ from api.jobs import job_created
 from core.logging import get_logger
 from core.queue import ERASE_GALLERY_TASK
 from models import Gallery, Image, Scope
+from services import urls
 from services.erasure import start_gallery_erasure
 from services.galleries import GalleryError, create_gallery, find_gallery, list_galleries
 
@@ -82,7 +82,7 @@ def create(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         raise ApiError(status, str(exc)) from exc
     session.commit()
     log.info("gallery created", gallery=gallery.name, gallery_id=gallery.id)
-    location = url_for("galleries.get", id_=gallery.id)
+    location = urls.gallery_url(gallery.id)
     return serialize_gallery(gallery, 0), 201, {"Location": location}
 
 

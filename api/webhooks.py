@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -30,6 +29,7 @@ from models import (
     WebhookSubscription,
     utcnow,
 )
+from services import urls
 from services.webhooks import TooManySubscriptionsError, subscribe
 from services.webhooks import rotate_secret as rotate_secret_of
 
@@ -57,7 +57,7 @@ def serialize_subscription(sub: WebhookSubscription, *, secret: bool = False) ->
         "created_at": sub.created_at,
         "secret_rotated_at": sub.secret_rotated_at,
         "previous_secret_expires_at": sub.previous_secret_expires_at,
-        "deliveries_url": url_for("webhooks.list_deliveries", webhook_id=sub.id),
+        "deliveries_url": urls.webhook_deliveries_url(sub.id),
     }
     if secret:
         body["secret"] = sub.secret
@@ -132,7 +132,7 @@ def create_webhook(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str,
         ) from exc
     session.commit()
     log.info("webhook subscribed", webhook_id=sub.id, events=sub.events)
-    location = url_for("webhooks.get_webhook", webhook_id=sub.id)
+    location = urls.webhook_url(sub.id)
     return serialize_subscription(sub, secret=True), 201, {"Location": location}
 
 
