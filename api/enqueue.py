@@ -8,8 +8,8 @@ from api.context import db, services
 from api.errors import ApiError
 from core.logging import get_logger
 from core.queue import queue_deliveries
-from models import Job, JobStatus
-from services.events import record_job_event
+from models import Job, JobKind, JobStatus
+from services.jobs import close_job
 
 log = get_logger(__name__)
 
@@ -18,18 +18,19 @@ SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0
 
 
 def finish_job_now(job: Job, status: JobStatus | None = None, *, error: str | None = None) -> None:
-    """Close a job in the API itself (nothing left for a worker to do) and tell the webhook
+    """Close a job in the API itself (``services.jobs.close_job``) and tell the webhook
     subscribers, as a worker would: the event is recorded in the same commit, sent after it."""
-    session = db()
-    job.finish(status, error=error)
-    deliveries = record_job_event(session, job)
-    session.commit()
+    deliveries = close_job(db(), job, status, error=error)
+    db().commit()
     queue_deliveries(services().celery, deliveries)
 
 
 def send_after_commit(job: Job, task_name: str, **kwargs: Any) -> None:
-    """Commit the request's session, then send the task. If the broker refuses, the job is
-    marked failed (so no client polls a job that will never run) and the client gets 503."""
+    """Commit the request's session, then send the task; if the broker refuses, answer 503.
+
+    A search is failed then (an answer minutes late is no answer). Other jobs stay queued:
+    what they were given is already stored, and the reconciler sends their task again once
+    the broker is back (``workers.reconcile``), so no accepted image stays pending."""
     session = db()
     session.commit()
     try:
@@ -38,10 +39,16 @@ def send_after_commit(job: Job, task_name: str, **kwargs: Any) -> None:
         )
     except Exception as exc:  # kombu raises several types for "broker unreachable"
         log.exception("could not send task", task=task_name, job_id=job.id)
-        job.finish(
-            JobStatus.FAILED, error=f"could not queue the job: the broker is unavailable ({exc})"
-        )
-        session.commit()
-        raise ApiError(
-            503, "the task queue is unavailable; try again shortly", details={"job_id": job.id}
-        ) from exc
+        if job.kind == JobKind.SEARCH:
+            finish_job_now(
+                job,
+                JobStatus.FAILED,
+                error=f"could not queue the search: the broker is unavailable ({exc})",
+            )
+            message = "the task queue is unavailable; try again shortly"
+        else:
+            message = (
+                "the task queue is unavailable; the job stays queued and is sent again "
+                "automatically once it is back (poll it, or retry with the same Idempotency-Key)"
+            )
+        raise ApiError(503, message, details={"job_id": job.id}) from exc

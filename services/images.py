@@ -1,7 +1,9 @@
 """Adding images to a gallery: one rule for uploads and archives alike.
 
-The same bytes are one image per gallery (content-addressed): a repeat becomes a ``skipped``
-item pointing at the image that has them, never a second copy.
+The same bytes are one image per gallery (content-addressed): a repeat becomes an item
+pointing at the image that has them, never a second copy. It is a ``skipped`` item when that
+image was processed; when it is still pending or failed, the new item is pending and its job
+processes the image (again): a re-upload is how a stranded or failed image is retried.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.images import ImageInfo, InvalidImageError
 from core.storage import ObjectStore, content_key
-from models import Image, ItemStatus, Job, JobItem, JobKind, refresh_progress
+from models import Image, ImageStatus, ItemStatus, Job, JobItem, JobKind, refresh_progress
 
 MAX_FILENAME = 255
 
@@ -38,17 +40,27 @@ def duplicate_reason(image_id: int) -> str:
 
 def images_by_digest(
     session: Session, *, gallery_id: int, digests: Iterable[str]
-) -> dict[str, int]:
-    """Image ids of the gallery that have these bytes, by their sha256."""
+) -> dict[str, Image]:
+    """Images of the gallery that have these bytes, by their sha256."""
     wanted = set(digests)
     if not wanted:
         return {}
-    rows = session.execute(
-        select(Image.sha256, Image.id).where(
-            Image.gallery_id == gallery_id, Image.sha256.in_(wanted)
-        )
-    ).all()
-    return dict(rows)
+    images = session.scalars(
+        select(Image).where(Image.gallery_id == gallery_id, Image.sha256.in_(wanted))
+    )
+    return {image.sha256: image for image in images}
+
+
+def add_known_image(item: JobItem, image: Image, *, already_in_job: bool) -> None:
+    """Point ``item`` at an image the gallery already has. An image still pending or failed
+    is processed (again) by the item's job, unless the job already has it; a processed one
+    makes the item a skipped repeat."""
+    item.image_id = image.id
+    if not already_in_job and image.status in (ImageStatus.PENDING, ImageStatus.FAILED):
+        image.status, image.error = ImageStatus.PENDING, None
+        item.status, item.error = ItemStatus.PENDING, None
+        return
+    item.status, item.error = ItemStatus.SKIPPED, duplicate_reason(image.id)
 
 
 def new_image(
@@ -97,13 +109,15 @@ def create_ingest_job(
     labels: Sequence[str | None],
     idempotency_key: str | None,
 ) -> Job:
-    """An ingest job with one item per file: refused files fail, repeats are skipped, the
-    rest are stored and get pending images. Flushed, not committed."""
+    """An ingest job with one item per file: refused files fail, repeats of processed images
+    are skipped, the rest are stored and get pending images (new, or known ones queued again:
+    ``add_known_image``). Flushed, not committed."""
     job = Job(kind=JobKind.INGEST, gallery_id=gallery_id, idempotency_key=idempotency_key)
     session.add(job)
     known = images_by_digest(
         session, gallery_id=gallery_id, digests=(u.sha256 for u in uploads if u.error is None)
     )
+    in_job: set[int] = set()
     for position, upload in enumerate(uploads):
         item = JobItem(position=position, name=upload.filename)
         job.items.append(item)
@@ -111,9 +125,11 @@ def create_ingest_job(
             item.status, item.error = ItemStatus.FAILED, upload.error.message
             continue
         assert upload.info is not None
-        if (image_id := known.get(upload.sha256)) is not None:
-            item.status, item.image_id = ItemStatus.SKIPPED, image_id
-            item.error = duplicate_reason(image_id)
+        if (known_image := known.get(upload.sha256)) is not None:
+            add_known_image(item, known_image, already_in_job=known_image.id in in_job)
+            if item.status == ItemStatus.PENDING:
+                store_file(store, upload)  # a failed image's bytes may be what was missing
+            in_job.add(known_image.id)
             continue
         image = new_image(
             session,
@@ -125,7 +141,8 @@ def create_ingest_job(
             filename=upload.filename,
             label=labels[position],
         )
-        known[upload.sha256] = image.id
+        known[upload.sha256] = image
+        in_job.add(image.id)
         item.image_id = image.id
     session.flush()
     refresh_progress(session, job)

@@ -42,7 +42,7 @@ from models import (
     skip_pending_items,
 )
 from models.db import session_scope
-from services.images import duplicate_reason, images_by_digest, new_image
+from services.images import add_known_image, images_by_digest, new_image
 from workers.ingest import IndexRequest, process_pending
 from workers.pipeline import FacePipeline
 
@@ -136,6 +136,14 @@ def _record(session: Session, job_id: str, gallery_id: int, scanned: Sequence[Sc
     known = images_by_digest(
         session, gallery_id=gallery_id, digests=(s.sha256 for s in with_bytes if s.sha256)
     )
+    in_job = set(
+        session.scalars(
+            select(JobItem.image_id).where(
+                JobItem.job_id == job_id,
+                JobItem.image_id.in_([image.id for image in known.values()]),
+            )
+        )
+    )
     for s in scanned:
         if s.position in done:
             continue
@@ -144,9 +152,9 @@ def _record(session: Session, job_id: str, gallery_id: int, scanned: Sequence[Sc
         if s.error is not None or s.sha256 is None or s.info is None or s.object_key is None:
             item.status, item.error = ItemStatus.FAILED, s.error
             continue
-        if (image_id := known.get(s.sha256)) is not None:
-            item.status, item.image_id = ItemStatus.SKIPPED, image_id
-            item.error = duplicate_reason(image_id)
+        if (known_image := known.get(s.sha256)) is not None:
+            add_known_image(item, known_image, already_in_job=known_image.id in in_job)
+            in_job.add(known_image.id)
             continue
         image = new_image(
             session,
@@ -158,7 +166,8 @@ def _record(session: Session, job_id: str, gallery_id: int, scanned: Sequence[Sc
             filename=s.name,
             label=s.label,
         )
-        known[s.sha256] = image.id
+        known[s.sha256] = image
+        in_job.add(image.id)
         item.image_id = image.id
 
 

@@ -24,6 +24,7 @@ from services.erasure import (
     remove_unused_objects,
 )
 from services.erasure import erase_gallery_step as next_step
+from services.jobs import close_job
 
 log = get_logger(__name__)
 
@@ -72,9 +73,9 @@ def run_gallery_erasure(
                 counts["objects"] = objects
             job.result = _added(job.result, counts)
             if step.finished:
-                job.gallery_id = None  # the gallery is gone
+                job.gallery_id = None  # the gallery is gone: no event is recorded
                 job.done = 1
-                job.finish(JobStatus.SUCCEEDED)
+                close_job(session, job, JobStatus.SUCCEEDED)
         # After the commit: a vector without its row is ignored by searches, never the reverse.
         queue_vector_deletions(send_vector_deletion, step.erasure.vectors)
         log.info("erase gallery: step", job_id=job_id, gallery_id=gallery_id, **counts)

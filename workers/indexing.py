@@ -26,7 +26,7 @@ from models import (
     utcnow,
 )
 from models.db import session_scope
-from services.events import record_job_event
+from services.jobs import close_job
 from workers.webhooks import SendDeliveries
 
 log = get_logger(__name__)
@@ -99,8 +99,7 @@ def finish_ingest_job(session: Session, job_id: str) -> list[str]:
         )
     )
     job.result = {"image_ids": list(image_ids), "faces": int(faces or 0)}
-    job.finish()
-    return record_job_event(session, job)
+    return close_job(session, job)
 
 
 def run_index(
@@ -153,7 +152,6 @@ def run_reindex(
         job = session.get_one(Job, job_id)
         job.total = job.done = sum(counts.values())
         job.result = {"faces_indexed": counts}
-        job.finish(JobStatus.SUCCEEDED)
-        deliveries = record_job_event(session, job)
+        deliveries = close_job(session, job, JobStatus.SUCCEEDED)
     if deliveries and send_deliveries is not None:
         send_deliveries(deliveries)

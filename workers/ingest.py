@@ -45,6 +45,7 @@ class PendingItem:
     item_id: int
     image_id: int | None  # None: the image was deleted before it was processed
     object_key: str | None
+    image_status: ImageStatus | None = None
 
 
 def _claim_pending(session: Session, job_id: str, limit: int) -> list[PendingItem]:
@@ -52,14 +53,30 @@ def _claim_pending(session: Session, job_id: str, limit: int) -> list[PendingIte
     share one job (an archive) without taking the same items; SQLite ignores the clause,
     which is fine for its single embedded worker."""
     rows = session.execute(
-        select(JobItem.id, Image.id, Image.object_key)
+        select(JobItem.id, Image.id, Image.object_key, Image.status)
         .outerjoin(Image, JobItem.image_id == Image.id)
         .where(JobItem.job_id == job_id, JobItem.status == ItemStatus.PENDING)
         .order_by(JobItem.position)
         .limit(limit)
         .with_for_update(of=JobItem, skip_locked=True)
     ).all()
-    return [PendingItem(item_id, image_id, key) for item_id, image_id, key in rows]
+    return [PendingItem(*row) for row in rows]
+
+
+def _already_processed(session: Session, batch: Sequence[PendingItem]) -> list[PendingItem]:
+    """Items whose image another job processed meanwhile (the same bytes uploaded again while
+    they were pending) take its outcome instead of processing it twice; the rest are left."""
+    left = []
+    for pending in batch:
+        if pending.image_status not in (ImageStatus.READY, ImageStatus.NO_FACE):
+            left.append(pending)
+            continue
+        item = session.get_one(JobItem, pending.item_id)
+        if pending.image_status == ImageStatus.READY:
+            item.status, item.error = ItemStatus.SUCCEEDED, None
+        else:
+            item.status, item.error = ItemStatus.FAILED, NO_FACE_REASON
+    return left
 
 
 def _load_batch(
@@ -180,7 +197,7 @@ def process_pending(
             batch = _claim_pending(session, job_id, batch_size)
             if not batch:
                 return True
-            decoded, failures = _load_batch(store, batch, max_pixels)
+            decoded, failures = _load_batch(store, _already_processed(session, batch), max_pixels)
             outcomes = _detect_isolating_failures(pipeline, [array for _, array in decoded])
             for (pending, _), outcome in zip(decoded, outcomes, strict=True):
                 if isinstance(outcome, Exception):

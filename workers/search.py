@@ -10,9 +10,9 @@ from core.images import InvalidImageError, decode_rgb
 from core.index import Hit, VectorIndex
 from core.logging import get_logger
 from core.storage import ObjectNotFound, ObjectStore
-from models import Face, Image, JobStatus, Search, SearchFace, SearchMatch, utcnow
+from models import Face, Image, JobStatus, Search, SearchFace, SearchMatch
 from models.db import session_scope
-from services.events import record_search_events
+from services.jobs import close_job, start_job
 from workers.pipeline import FacePipeline
 from workers.webhooks import SendDeliveries
 
@@ -28,18 +28,10 @@ HIT_SLACK = 16
 def _finish(
     session: Session, search: Search, status: JobStatus, error: str | None = None
 ) -> list[str]:
-    """Close the search and its job; returns the webhook deliveries to send after the commit
-    (recorded in this transaction, so an event exists exactly when its result does)."""
-    search.status = status
-    search.error = error
-    search.finished_at = utcnow()
-    job = search.job
-    job.total = 1
-    job.done = 1 if status == JobStatus.SUCCEEDED else 0
-    job.failed = 0 if status == JobStatus.SUCCEEDED else 1
-    job.result = {"search_id": search.id}
-    job.finish(status, error=error)
-    return record_search_events(session, search)
+    """Close the search's job (and so the search); returns the webhook deliveries to send
+    after the commit (recorded in this transaction, so an event exists exactly when its
+    result does)."""
+    return close_job(session, search.job, status, error=error)
 
 
 def _fail(
@@ -74,8 +66,7 @@ def run_search(
             return
         if search.status.finished:
             return
-        search.status = JobStatus.RUNNING
-        search.job.start()
+        start_job(session, search.job)
         key, top_k, gallery_id = search.query_object_key, search.top_k, search.gallery_id
 
     try:
