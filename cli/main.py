@@ -376,9 +376,35 @@ def purge(days: int | None) -> None:
 
 
 @cli.command()
+def reconcile() -> None:
+    """Re-queue or fail what is stranded (jobs without progress, images no job will process,
+    faces not indexed), as the beat task does every RECONCILE_INTERVAL_S."""
+    from models.db import make_engine, make_session_factory  # noqa: PLC0415
+    from workers.celery_app import celery_app as app  # noqa: PLC0415
+    from workers.celery_app import queue_deliveries, send_task  # noqa: PLC0415
+    from workers.reconcile import reconcile as run  # noqa: PLC0415
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        report = run(
+            sessions=make_session_factory(engine),
+            send_task=send_task,
+            send_deliveries=lambda ids: queue_deliveries(app, ids),
+            stale_s=settings.stale_after_s,
+            max_requeues=settings.reconcile_max_requeues,
+            batch=settings.reconcile_batch,
+        )
+    finally:
+        engine.dispose()
+    click.echo("reconciled: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in report.items()))
+
+
+@cli.command()
 def beat() -> None:
     """Run Celery beat: it sends the periodic tasks (the retention purge, every
-    RETENTION_PURGE_INTERVAL_S). Run exactly one, beside the workers."""
+    RETENTION_PURGE_INTERVAL_S; the reconciler, every RECONCILE_INTERVAL_S). Run exactly one,
+    beside the workers."""
     from workers.celery_app import celery_app  # noqa: PLC0415
 
     settings = get_settings()

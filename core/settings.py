@@ -63,6 +63,23 @@ class Settings(BaseSettings):
     # task time limit + 60 s. It must stay longer than any task runs, or a live task is
     # delivered twice.
     broker_visibility_timeout_s: int | None = Field(default=None, ge=1)
+    # A task that meets a transient error (database, store or index away) is retried with
+    # backoff (2 s doubling to 60 s between tries) for at least this long in all, longer than
+    # a dependency's restart; then its job fails with the error.
+    task_retry_for_s: int = Field(default=600, ge=0)
+    # A task message delivered this many times without finishing (its worker killed by it each
+    # time, or its time limit) is dead-lettered: its job fails with the reason.
+    task_max_deliveries: int = Field(default=5, ge=1)
+
+    # The reconciler (beat every `reconcile_interval_s`, or `facesearch reconcile`) re-queues
+    # what is stranded: a job not updated for `reconcile_stale_s` (empty: the task time limit
+    # + 120 s) is sent again, and failed with the reason after `reconcile_max_requeues`; an
+    # image no live job will process is failed with the reason; faces not yet indexed are
+    # indexed. At most `reconcile_batch` of each per run.
+    reconcile_interval_s: int = Field(default=300, ge=10)
+    reconcile_stale_s: int | None = Field(default=None, ge=1)
+    reconcile_max_requeues: int = Field(default=3, ge=0)
+    reconcile_batch: int = Field(default=500, ge=1)
 
     # Archives (POST /v1/archives). One archive task runs at most this long, then queues its
     # own continuation: tasks stay far below the time limit, whatever the archive's size.
@@ -141,6 +158,12 @@ class Settings(BaseSettings):
     def embedded_index(self) -> bool:
         """milvus-lite: only the worker process may open it (one process per path)."""
         return not self.milvus_uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+    @property
+    def stale_after_s(self) -> int:
+        """How long a queued or running job may go without an update before it is stranded:
+        longer than any task may run (its time limit), so a live task is never doubled."""
+        return self.reconcile_stale_s or self.task_time_limit_s + 120
 
     @property
     def filesystem_broker(self) -> bool:

@@ -30,6 +30,7 @@ from core.queue import (
 from core.settings import get_settings
 from workers import runtime
 from workers.base import TRANSIENT_ERRORS, JobTask
+from workers.reconcile import RECONCILE_TASK
 from workers.webhooks import (
     DeliveryPolicy,
     attempt_delivery,
@@ -44,6 +45,10 @@ celery_app.conf.beat_schedule = {
     "purge-expired-searches": {
         "task": PURGE_SEARCHES_TASK,
         "schedule": float(get_settings().retention_purge_interval_s),
+    },
+    "reconcile": {
+        "task": RECONCILE_TASK,
+        "schedule": float(get_settings().reconcile_interval_s),
     },
 }
 
@@ -169,6 +174,27 @@ def purge_expired_searches() -> dict[str, int]:
         store=runtime.get_store(),
         retention_days=settings.search_retention_days,
         batch_size=settings.erasure_batch_size,
+    )
+
+
+def send_task(name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    celery_app.send_task(name, args=args, kwargs=kwargs)
+
+
+@celery_app.task(name=RECONCILE_TASK, base=JobTask)
+def reconcile_stranded() -> dict[str, int]:
+    """Re-queue or fail stranded jobs, fail images no job will process, index faces left
+    unindexed (beat, every RECONCILE_INTERVAL_S; ``workers.reconcile``)."""
+    from workers.reconcile import reconcile  # noqa: PLC0415
+
+    settings = get_settings()
+    return reconcile(
+        sessions=runtime.get_session_factory(),
+        send_task=send_task,
+        send_deliveries=lambda ids: queue_deliveries(celery_app, ids),
+        stale_s=settings.stale_after_s,
+        max_requeues=settings.reconcile_max_requeues,
+        batch=settings.reconcile_batch,
     )
 
 
