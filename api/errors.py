@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy.exc
 from apiflask import APIFlask, HTTPError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from core.logging import get_logger
+from core.storage import ObjectNotFound, StorageError
 
 log = get_logger(__name__)
 
@@ -58,6 +60,29 @@ def _describe_validation(detail: Any) -> str:
     return "; ".join(parts) or "the request is not valid"
 
 
+# A dependency that is away answers 503 with this Retry-After: long enough not to hammer a
+# restarting database or store, short enough that a client's retry lands soon after it is back.
+RETRY_AFTER_S = 5
+# What the database driver raises when the server is down, restarting or out of connections
+# (OperationalError, InterfaceError), and the pool's own wait running out (TimeoutError).
+DATABASE_DOWN = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
+
+
+def unavailable(what: str) -> dict[str, Any]:
+    return {
+        "error": {
+            "status": 503,
+            "code": "unavailable",
+            "message": f"{what} is unavailable; try again in a few seconds",
+            "details": {"dependency": what.removeprefix("the ")},
+        }
+    }
+
+
 def register_error_handlers(app: APIFlask) -> None:
     @app.error_processor
     def _render(error: HTTPError) -> tuple[dict[str, Any], int, Any]:
@@ -68,7 +93,26 @@ def register_error_handlers(app: APIFlask) -> None:
         if status == 422 and message == "Validation error":
             message = _describe_validation(details)
         body = {"error": {"status": status, "code": code, "message": message, "details": details}}
-        return body, status, error.headers
+        headers = dict(error.headers or {})
+        if status == 503:
+            headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+        return body, status, headers
+
+    def _database_down(exc: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
+        log.warning("database unavailable", error=(str(exc).splitlines() or [""])[0])
+        return unavailable("the database"), 503, {"Retry-After": str(RETRY_AFTER_S)}
+
+    for error_type in DATABASE_DOWN:
+        app.register_error_handler(error_type, _database_down)
+
+    @app.errorhandler(StorageError)
+    def _store_down(exc: StorageError) -> tuple[dict[str, Any], int, dict[str, str]]:
+        if isinstance(exc, ObjectNotFound):
+            # Routes answer a missing object themselves; one that let this through has a bug.
+            body, status = _unexpected(exc)
+            return body, status, {}
+        log.warning("object store unavailable", error=str(exc))
+        return unavailable("the object store"), 503, {"Retry-After": str(RETRY_AFTER_S)}
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_: RequestEntityTooLarge) -> tuple[dict[str, Any], int]:
