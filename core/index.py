@@ -44,6 +44,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from core import milvus_lite
+
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
@@ -78,15 +80,6 @@ class Hit:
     image_id: int
 
 
-# An embedded index lives in this process as a gRPC server on a loopback port, started by
-# milvus-lite's server manager (the same one pymilvus uses for "*.db" URIs, so other code in
-# the process that opens the same path shares it instead of tripping over its lock).
-# Several VectorIndex objects may use one path; the server stops when the last one closes.
-_embedded_lock = threading.Lock()
-_embedded_users: dict[str, int] = {}
-_embedded_ours: set[str] = set()  # paths whose server we started (and so may stop)
-
-
 def _import_pymilvus() -> Any:
     """Import pymilvus on first use and route its log records through the app's logging.
 
@@ -113,32 +106,6 @@ def _import_pymilvus() -> Any:
         lg.setLevel(logging.WARNING)
         lg._facesearch_tamed = True  # type: ignore[attr-defined]
     return pymilvus
-
-
-def _locked_by_another_process(data_dir: Path) -> bool:
-    """Whether some process holds milvus-lite's ``LOCK`` on ``data_dir`` (an flock).
-
-    Only asked when this process holds no server on that path (flock conflicts within one
-    process too). Taking the lock for a moment is the only portable test; a process opening
-    the index in that same microsecond would see it busy and fail, which is acceptable for
-    an error path.
-    """
-    import fcntl  # noqa: PLC0415  (POSIX only; milvus-lite uses msvcrt on Windows)
-
-    lock = data_dir / "LOCK"
-    try:
-        fd = os.open(lock, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
 
 
 def _display_uri(uri: str) -> str:
@@ -239,7 +206,7 @@ class VectorIndex:
                 self._client = None
                 self._dims.clear()
             pymilvus = _import_pymilvus()
-            uri = self._start_embedded() if self.embedded else self.uri
+            uri = self._acquire_embedded() if self.embedded else self.uri
             try:
                 client = pymilvus.MilvusClient(
                     uri=uri,
@@ -249,8 +216,8 @@ class VectorIndex:
                     dedicated=True,
                 )
             except pymilvus.MilvusException as exc:
-                if self.embedded:
-                    self._stop_embedded()
+                if self._data_dir is not None:
+                    milvus_lite.release(self._data_dir)
                 raise VectorIndexError(
                     f"cannot connect to Milvus at {self.display_uri}: {exc.message}"
                 ) from exc
@@ -258,57 +225,12 @@ class VectorIndex:
             self._pid = os.getpid()
             return client
 
-    def _start_embedded(self) -> str:
-        from milvus_lite.server_manager import server_manager_instance as manager  # noqa: PLC0415
-
+    def _acquire_embedded(self) -> str:
         assert self._data_dir is not None
-        key = str(self._data_dir)
         try:
-            self._data_dir.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise VectorIndexError(
-                f"cannot create the folder of the embedded index {key}: {exc.strerror}"
-            ) from exc
-        with _embedded_lock:
-            served_here = key in getattr(manager, "_servers", {})
-            if not served_here and _locked_by_another_process(self._data_dir):
-                raise VectorIndexError(self._locked_message())
-            local_uri = manager.start_and_get_uri(key)
-            if local_uri is None:
-                # milvus-lite logged the cause; name the likely one (a lost race for the lock).
-                if _locked_by_another_process(self._data_dir):
-                    raise VectorIndexError(self._locked_message())
-                raise VectorIndexError(
-                    f"cannot open the embedded Milvus index at {key} (milvus-lite failed to "
-                    "start; its log record above says why)"
-                )
-            if not served_here:
-                _embedded_ours.add(key)
-            _embedded_users[key] = _embedded_users.get(key, 0) + 1
-            return str(local_uri)
-
-    def _stop_embedded(self) -> None:
-        from milvus_lite.server_manager import server_manager_instance as manager  # noqa: PLC0415
-
-        key = str(self._data_dir)
-        with _embedded_lock:
-            left = _embedded_users.get(key, 0) - 1
-            if left > 0:
-                _embedded_users[key] = left
-                return
-            _embedded_users.pop(key, None)
-            if key in _embedded_ours:  # started by someone else in this process: theirs to stop
-                _embedded_ours.discard(key)
-                manager.release_server(key)  # releases the LOCK for other processes
-
-    def _locked_message(self) -> str:
-        return (
-            f"the embedded Milvus index at {self._data_dir} is open in another process. "
-            "milvus-lite lets only one process open an index path at a time; stop the other "
-            "process (e.g. the worker), or serve the index to several processes with "
-            "`milvus-lite server --data-dir <path> --host 127.0.0.1 --port 19530` and set "
-            "MILVUS_URI=http://127.0.0.1:19530 (or use a Milvus server)."
-        )
+            return milvus_lite.acquire(self._data_dir)
+        except milvus_lite.EmbeddedIndexError as exc:
+            raise VectorIndexError(str(exc)) from exc
 
     def close(self) -> None:
         """Release the connection (and for milvus-lite the path's lock). Safe to call twice."""
@@ -321,8 +243,8 @@ class VectorIndex:
                 client.close()
             except Exception:  # closing must not fail the caller's shutdown
                 log.warning("closing the Milvus client failed", exc_info=True)
-            if self.embedded:
-                self._stop_embedded()
+            if self._data_dir is not None:
+                milvus_lite.release(self._data_dir)
 
     @contextlib.contextmanager
     def _errors(self, action: str, collection: str | None = None) -> Iterator[None]:
