@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
-from api import auth, limits, security, web
+from api import auth, limits, security, text, web
 from api.context import EXTENSION, Services, close_db
 from api.docs import use_local_assets
 from api.errors import register_error_handlers
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     security.install(app, settings)
     auth.install(app)
     limits.install(app, settings)  # after auth: it limits per key
+    text.install(app)  # after auth: refuses control characters in any text read
     register_error_handlers(app)
     use_local_assets(app)
 

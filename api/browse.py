@@ -22,6 +22,7 @@ from api.auth import gallery_id, requires
 from api.context import db
 from api.errors import ApiError
 from api.jobs import serialize_job
+from api.text import bad_character
 from models import Image, ImageStatus, Job, JobKind, JobStatus, Scope
 from services.render import render_image
 
@@ -34,14 +35,29 @@ def encode_cursor(*key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
+NOT_A_CURSOR = "cursor: not a cursor this API returned"
+MAX_ID = 2**63 - 1  # a BIGINT
+MAX_TEXT = 200  # a label, a job id or a timestamp: never longer
+
+
+def decode_cursor(cursor: str, *types: type) -> list[Any]:
+    """The sort key in ``cursor``, one value of each of ``types`` (int or str) in order;
+    anything else, however it was made, is a 422: no client value reaches a query unchecked."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ApiError(422, "cursor: not a cursor this API returned") from exc
-    if not isinstance(key, list) or len(key) != arity:
-        raise ApiError(422, "cursor: not a cursor this API returned")
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(422, NOT_A_CURSOR, code="invalid_cursor") from exc
+    if not isinstance(key, list) or len(key) != len(types):
+        raise ApiError(422, NOT_A_CURSOR, code="invalid_cursor")
+    for value, expected in zip(key, types, strict=True):
+        # bool is an int to Python, not to a cursor.
+        if type(value) is not expected:
+            raise ApiError(422, NOT_A_CURSOR, code="invalid_cursor")
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            raise ApiError(422, NOT_A_CURSOR, code="invalid_cursor")
+        if isinstance(value, str) and (len(value) > MAX_TEXT or bad_character(value)):
+            raise ApiError(422, NOT_A_CURSOR, code="invalid_cursor")
     return key
 
 
@@ -113,8 +129,8 @@ def list_images(query: dict[str, Any]) -> dict[str, Any]:
     if "status" in query:
         statement = statement.where(Image.status == ImageStatus(query["status"]))
     if "cursor" in query:
-        (after,) = decode_cursor(query["cursor"], 1)
-        statement = statement.where(Image.id > int(after))
+        (after,) = decode_cursor(query["cursor"], int)
+        statement = statement.where(Image.id > after)
     rows = list(db().scalars(statement))
     page, more = rows[: query["limit"]], len(rows) > query["limit"]
     return {
@@ -140,11 +156,11 @@ def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
     if "status" in query:
         statement = statement.where(Job.status == JobStatus(query["status"]))
     if "cursor" in query:
-        created, job_id = decode_cursor(query["cursor"], 2)
+        created, job_id = decode_cursor(query["cursor"], str, str)
         try:
             created_at = datetime.fromisoformat(created)
-        except (TypeError, ValueError) as exc:
-            raise ApiError(422, "cursor: not a cursor this API returned") from exc
+        except ValueError as exc:
+            raise ApiError(422, NOT_A_CURSOR, code="invalid_cursor") from exc
         statement = statement.where(
             or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
         )
@@ -177,8 +193,8 @@ def list_labels(query: dict[str, Any]) -> dict[str, Any]:
         escaped = query["prefix"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         statement = statement.where(Image.label.like(f"{escaped}%", escape="\\"))
     if "cursor" in query:
-        (after,) = decode_cursor(query["cursor"], 1)
-        statement = statement.where(Image.label > str(after))
+        (after,) = decode_cursor(query["cursor"], str)
+        statement = statement.where(Image.label > after)
     rows = db().execute(statement).all()
     page, more = rows[: query["limit"]], len(rows) > query["limit"]
     return {
