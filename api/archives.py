@@ -13,13 +13,22 @@ from typing import IO, Any
 
 from apiflask import APIBlueprint
 from flask import request
+from sqlalchemy.exc import IntegrityError
 
 from api import schemas
 from api.auth import gallery_id, requires
 from api.context import db, services
 from api.enqueue import send_after_commit
 from api.errors import ApiError
-from api.jobs import existing_job_for_key, job_created
+from api.jobs import (
+    claim_key,
+    existing_job_for_key,
+    idempotency_for,
+    job_after_conflict,
+    job_created,
+    streamed_request_fields,
+)
+from api.text import check_text
 from core.archives import LABEL_SOURCES, SNIFF_BYTES, PrefixedStream, sniff_format
 from core.logging import get_logger
 from core.queue import ARCHIVE_TASK
@@ -153,8 +162,9 @@ def upload_archive() -> tuple[dict[str, Any], int, dict[str, str]]:
         raise ApiError(
             413, f"the archive is larger than the limit of {settings.max_archive_bytes:,} bytes"
         )
-    key = request.headers.get("Idempotency-Key")
-    if key and (job := existing_job_for_key(key, JobKind.ARCHIVE)) is not None:
+    # A retry is known by what the request says, not by re-reading a streamed body.
+    idempotency = idempotency_for(JobKind.ARCHIVE, streamed_request_fields())
+    if idempotency and (job := existing_job_for_key(idempotency, JobKind.ARCHIVE)) is not None:
         return job_created(job)
 
     job_id = new_uuid()
@@ -171,7 +181,8 @@ def upload_archive() -> tuple[dict[str, Any], int, dict[str, str]]:
         upload = request.files.get("file")
         if upload is None:
             raise ApiError(400, "send the archive as a multipart part named 'file'")
-        params = {"object_key": object_key, "uploaded": True, "filename": upload.filename}
+        filename = upload.filename and check_text(upload.filename, "file name of part file")
+        params = {"object_key": object_key, "uploaded": True, "filename": filename}
         params |= _store_stream(upload.stream, object_key)
     else:
         label_from = _label_from(request.args.get("label_from"))
@@ -182,14 +193,21 @@ def upload_archive() -> tuple[dict[str, Any], int, dict[str, str]]:
         }
         params |= _store_stream(request.stream, object_key)
 
-    job = create_archive_job(
-        db(),
-        job_id=job_id,
-        gallery_id=gallery_id(),
-        params=params,
-        label_from=label_from,
-        idempotency_key=key,
-    )
+    try:
+        job = create_archive_job(
+            db(),
+            job_id=job_id,
+            gallery_id=gallery_id(),
+            params=params,
+            label_from=label_from,
+            idempotency_key=idempotency.key if idempotency else None,
+        )
+        claim_key(job, idempotency)
+    except IntegrityError:
+        if idempotency is None:
+            raise
+        # A concurrent request with the same key made its job first: that is the answer.
+        return job_created(job_after_conflict(idempotency, JobKind.ARCHIVE))
     send_after_commit(job, ARCHIVE_TASK, job_id=job.id)
     log.info("archive job created", job_id=job.id, size_bytes=params.get("size_bytes"))
     return job_created(job)

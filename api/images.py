@@ -14,7 +14,13 @@ from api.auth import gallery_id, requires
 from api.context import db, services
 from api.enqueue import finish_job_now, send_after_commit
 from api.errors import ApiError
-from api.jobs import existing_job_for_key, job_created
+from api.jobs import (
+    claim_key,
+    existing_job_for_key,
+    idempotency_for,
+    job_after_conflict,
+    job_created,
+)
 from api.labels import commit_erasure
 from api.uploads import read_upload, status_code
 from core.logging import get_logger
@@ -88,13 +94,16 @@ def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
     files: list[FileStorage] = body["file"]
     if not files:
         raise ApiError(400, "send one or more images as multipart parts named 'file'")
+    if not all(isinstance(f, FileStorage) for f in files):
+        # A 'file' part without a filename is a form field, not a file.
+        raise ApiError(422, "file: every part named 'file' must be a file, with a filename")
     if len(files) > settings.max_files_per_request:
         raise ApiError(
             413, f"{len(files)} files in one request; the limit is {settings.max_files_per_request}"
         )
     labels = _labels(body.get("label") or [], len(files))
-    key = request.headers.get("Idempotency-Key")
-    if key and (job := existing_job_for_key(key, JobKind.INGEST)) is not None:
+    idempotency = idempotency_for(JobKind.INGEST, {"label": body.get("label") or []}, files)
+    if idempotency and (job := existing_job_for_key(idempotency, JobKind.INGEST)) is not None:
         return job_created(job)
 
     uploads = [
@@ -105,14 +114,16 @@ def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
         raise _refuse_all(uploads)
 
     def create() -> Job:
-        return create_ingest_job(
+        job = create_ingest_job(
             db(),
             gallery_id=gallery_id(),
             store=services().store,
             uploads=uploads,
             labels=labels,
-            idempotency_key=key,
+            idempotency_key=idempotency.key if idempotency else None,
         )
+        claim_key(job, idempotency)
+        return job
 
     try:
         job = create()
@@ -120,9 +131,14 @@ def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
         # Another request stored the same bytes or used the same key at the same moment;
         # a second attempt sees its rows and records skips instead.
         db().rollback()
-        if key and (job := existing_job_for_key(key, JobKind.INGEST)) is not None:
+        if idempotency and (job := existing_job_for_key(idempotency, JobKind.INGEST)):
             return job_created(job)
-        job = create()
+        try:
+            job = create()
+        except IntegrityError:
+            if idempotency is None:
+                raise
+            return job_created(job_after_conflict(idempotency, JobKind.INGEST))
     pending = job.total - job.failed - job.skipped
     if pending:
         send_after_commit(job, INGEST_TASK, job_id=job.id)

@@ -6,6 +6,8 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from flask import Response, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
 
 from api import schemas
@@ -13,13 +15,19 @@ from api.auth import gallery_id, requires
 from api.context import db, services
 from api.enqueue import send_after_commit
 from api.errors import ApiError
-from api.jobs import existing_job_for_key, job_url
+from api.jobs import (
+    claim_key,
+    existing_job_for_key,
+    idempotency_for,
+    job_after_conflict,
+    job_url,
+)
 from api.uploads import read_upload, status_code
 from api.webhooks import check_webhook_url
 from core.logging import get_logger
 from core.queue import SEARCH_TASK
 from core.storage import ObjectNotFound
-from models import JobKind, Scope, Search
+from models import Job, JobKind, Scope, Search
 from services import urls
 from services.render import render_search
 from services.searches import create_search as create_search_job
@@ -59,10 +67,10 @@ def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
     settings = services().settings
     file: FileStorage = body["file"]
     top_k = body.get("top_k") or settings.default_top_k
-    key = request.headers.get("Idempotency-Key")
-    if key and (job := existing_job_for_key(key, JobKind.SEARCH)) is not None:
-        existing = db().query(Search).filter_by(job_id=job.id).one()
-        return search_created(existing)
+    asked = {"top_k": body.get("top_k"), "callback_url": body.get("callback_url")}
+    idempotency = idempotency_for(JobKind.SEARCH, asked, [file])
+    if idempotency and (job := existing_job_for_key(idempotency, JobKind.SEARCH)) is not None:
+        return search_created(_search_of(job))
     callback_url: str | None = body.get("callback_url")
     if callback_url:
         check_webhook_url(callback_url)  # refused before any work is done
@@ -76,15 +84,22 @@ def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
             f"{upload.filename}: {upload.error.message}",
             code=upload.error.code,
         )
-    search, callback = create_search_job(
-        db(),
-        gallery_id=gallery_id(),
-        store=services().store,
-        query=upload,
-        top_k=top_k,
-        callback_url=callback_url,
-        idempotency_key=key,
-    )
+    try:
+        search, callback = create_search_job(
+            db(),
+            gallery_id=gallery_id(),
+            store=services().store,
+            query=upload,
+            top_k=top_k,
+            callback_url=callback_url,
+            idempotency_key=idempotency.key if idempotency else None,
+        )
+        claim_key(search.job, idempotency)
+    except IntegrityError:
+        if idempotency is None:
+            raise
+        # A concurrent request with the same key made its search first: that is the answer.
+        return search_created(_search_of(job_after_conflict(idempotency, JobKind.SEARCH)))
     job = search.job
     send_after_commit(job, SEARCH_TASK, job_id=job.id, search_id=search.id)
     log.info("search created", job_id=job.id, search_id=search.id, top_k=top_k)
@@ -92,6 +107,10 @@ def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
     if callback is not None:
         answer["callback_secret"] = callback.secret  # shown this once
     return answer, status, headers
+
+
+def _search_of(job: Job) -> Search:
+    return db().scalars(select(Search).where(Search.job_id == job.id)).one()
 
 
 def _search_or_404(search_id: str) -> Search:

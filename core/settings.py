@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # Pillow's decompression-bomb guard: a 20 KB file can claim 50,000 x 50,000 pixels.
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     default_top_k: int = Field(default=10, ge=1, le=100)
+    # An Idempotency-Key answers its retries with the job it made for this long (24 h), then
+    # it may be used again for a new request.
+    idempotency_key_ttl_s: int = Field(default=86_400, ge=1)
 
     # Tasks.
     task_time_limit_s: int = Field(default=900, ge=10)

@@ -66,8 +66,14 @@ def new_uuid() -> str:
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        # An Idempotency-Key is the client's: unique within its gallery, not across tenants.
-        UniqueConstraint("gallery_id", "idempotency_key", name="uq_jobs_gallery_idempotency_key"),
+        # An Idempotency-Key is the client's: unique for the API key that sent it, within the
+        # gallery it acted in; never shared across keys or tenants.
+        UniqueConstraint(
+            "gallery_id",
+            "idempotency_key_id",
+            "idempotency_key",
+            name="uq_jobs_idempotency_scope",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
@@ -86,6 +92,12 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # A client may retry a creation request safely by sending the same Idempotency-Key.
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # The API key that sent it, and a hash of the request it came with: a retry must be the
+    # same request. Cleared with the key when the key expires (IDEMPOTENCY_KEY_TTL_S).
+    idempotency_key_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    idempotency_request_hash: Mapped[str | None] = mapped_column(String(64))
     # What the job was asked to do, beyond its items (e.g. an archive's object key, options).
     params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
