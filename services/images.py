@@ -2,8 +2,9 @@
 
 The same bytes are one image per gallery (content-addressed): a repeat becomes an item
 pointing at the image that has them, never a second copy. It is a ``skipped`` item when that
-image was processed; when it is still pending or failed, the new item is pending and its job
-processes the image (again): a re-upload is how a stranded or failed image is retried.
+image was processed, or when a live job will still process it; when it is failed, or pending
+with no live job left to process it, the new item is pending and its job processes the image
+(again): a re-upload is how a stranded or failed image is retried.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from sqlalchemy.orm import Session
 
 from core.images import ImageInfo, InvalidImageError
 from core.storage import ObjectStore, content_key
-from models import Image, ImageStatus, ItemStatus, Job, JobItem, JobKind, refresh_progress
+from models import (
+    Image,
+    ImageStatus,
+    ItemStatus,
+    Job,
+    JobItem,
+    JobKind,
+    JobStatus,
+    refresh_progress,
+)
 
 MAX_FILENAME = 255
 
@@ -51,11 +61,40 @@ def images_by_digest(
     return {image.sha256: image for image in images}
 
 
-def add_known_image(item: JobItem, image: Image, *, already_in_job: bool) -> None:
+def queued_elsewhere(
+    session: Session, image_ids: Iterable[int], *, exclude_job_id: str | None = None
+) -> dict[int, str]:
+    """For each of these images that a live job (queued or running) still has to process,
+    that job's id: its work must not be duplicated (two jobs processing one image at once
+    would both replace its faces)."""
+    ids = set(image_ids)
+    if not ids:
+        return {}
+    statement = (
+        select(JobItem.image_id, JobItem.job_id)
+        .join(Job, Job.id == JobItem.job_id)
+        .where(
+            JobItem.image_id.in_(ids),
+            JobItem.status == ItemStatus.PENDING,
+            Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+        )
+    )
+    if exclude_job_id is not None:
+        statement = statement.where(JobItem.job_id != exclude_job_id)
+    return {image_id: job_id for image_id, job_id in session.execute(statement) if image_id}
+
+
+def add_known_image(
+    item: JobItem, image: Image, *, already_in_job: bool, queued_in: str | None
+) -> None:
     """Point ``item`` at an image the gallery already has. An image still pending or failed
-    is processed (again) by the item's job, unless the job already has it; a processed one
-    makes the item a skipped repeat."""
+    is processed (again) by the item's job, unless this job already has it or another live
+    job (``queued_in``) will; a processed one makes the item a skipped repeat."""
     item.image_id = image.id
+    if queued_in is not None and not already_in_job:
+        item.status = ItemStatus.SKIPPED
+        item.error = f"the same image is already queued for processing (job {queued_in})"
+        return
     if not already_in_job and image.status in (ImageStatus.PENDING, ImageStatus.FAILED):
         image.status, image.error = ImageStatus.PENDING, None
         item.status, item.error = ItemStatus.PENDING, None
@@ -117,6 +156,7 @@ def create_ingest_job(
     known = images_by_digest(
         session, gallery_id=gallery_id, digests=(u.sha256 for u in uploads if u.error is None)
     )
+    busy = queued_elsewhere(session, (image.id for image in known.values()))
     in_job: set[int] = set()
     for position, upload in enumerate(uploads):
         item = JobItem(position=position, name=upload.filename)
@@ -126,7 +166,12 @@ def create_ingest_job(
             continue
         assert upload.info is not None
         if (known_image := known.get(upload.sha256)) is not None:
-            add_known_image(item, known_image, already_in_job=known_image.id in in_job)
+            add_known_image(
+                item,
+                known_image,
+                already_in_job=known_image.id in in_job,
+                queued_in=busy.get(known_image.id),
+            )
             if item.status == ItemStatus.PENDING:
                 store_file(store, upload)  # a failed image's bytes may be what was missing
             in_job.add(known_image.id)

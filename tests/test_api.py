@@ -366,18 +366,20 @@ def test_delete_keeps_bytes_that_a_search_still_uses(
 # --- infrastructure -------------------------------------------------------------------------
 
 
-def test_broker_down_gives_503_and_a_failed_job(
+def test_broker_down_gives_503_and_the_job_waits_for_the_reconciler(
     settings: Settings, sessions: sessionmaker[Session], session: Session
 ) -> None:
+    """The upload is kept (queued, its item pending): the reconciler sends its task once the
+    broker is back (tests/test_reconcile.py), so the photo is not lost."""
     client = make_client(
         settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}), sessions
     )
     response = upload(client, (jpeg(17), "a.jpg"))
     assert response.status_code == 503
+    assert response.headers["Retry-After"]
     job = session.get(Job, error_of(response)["details"]["job_id"])
     assert job is not None
-    assert job.status == JobStatus.FAILED
-    assert "broker" in (job.error or "")
+    assert job.status == JobStatus.QUEUED
     assert [i.status for i in job.items] == [ItemStatus.PENDING]
 
 

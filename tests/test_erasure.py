@@ -615,7 +615,7 @@ def test_beat_schedules_the_purge_and_the_tasks_are_registered(tmp_path: Path) -
     from workers.celery_app import celery_app
 
     schedule = celery_app.conf.beat_schedule
-    assert [entry["task"] for entry in schedule.values()] == [PURGE_SEARCHES_TASK]
+    assert PURGE_SEARCHES_TASK in [entry["task"] for entry in schedule.values()]
     assert all(float(entry["schedule"]) >= 60 for entry in schedule.values())
     assert {PURGE_SEARCHES_TASK, ERASE_GALLERY_TASK} <= set(celery_app.tasks)
     assert CliRunner().invoke(cli, ["beat", "--help"]).exit_code == 0

@@ -169,23 +169,34 @@ def test_an_image_another_live_job_processes_stays_pending(session: Session) -> 
 # --- re-upload ------------------------------------------------------------------------------
 
 
-def test_reupload_of_a_pending_image_queues_it_again(client: FlaskClient, session: Session) -> None:
+def test_reupload_of_a_stranded_pending_image_queues_it_again(
+    client: FlaskClient, session: Session
+) -> None:
     data = jpeg(1)
-    first = upload(client, data).get_json()["job_id"]
+    first = session.get_one(Job, upload(client, data).get_json()["job_id"])
+    # While the first job lives, it will process the image: a repeat waits for it.
+    waiting = session.get_one(Job, upload(client, data).get_json()["job_id"])
+    assert [i.status for i in waiting.items] == [ItemStatus.SKIPPED]
+    assert first.id in (waiting.items[0].error or "")
+    # The first job ended without processing it (the stranded photo of the report): a
+    # re-upload now queues the same image again.
+    first.status = JobStatus.FAILED
+    session.commit()
     second = upload(client, data)
     assert second.status_code == 202
     job = session.get_one(Job, second.get_json()["job_id"])
     image = session.scalars(select(Image)).one()  # still one image for the bytes
     assert [(i.status, i.image_id) for i in job.items] == [(ItemStatus.PENDING, image.id)]
-    assert job.id != first
     assert job.skipped == 0
 
 
 def test_reupload_of_a_failed_image_queues_it_again(client: FlaskClient, session: Session) -> None:
     data = jpeg(2)
-    upload(client, data)
+    first = session.get_one(Job, upload(client, data).get_json()["job_id"])
     image = session.scalars(select(Image)).one()
     image.status, image.error = ImageStatus.FAILED, "the stored image bytes are missing"
+    first.items[0].status = ItemStatus.FAILED
+    first.status = JobStatus.FAILED
     session.commit()
     job = session.get_one(Job, upload(client, data).get_json()["job_id"])
     session.refresh(image)

@@ -25,13 +25,14 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.archives import ArchiveError, Member, iter_members, sniff_format
 from core.images import ImageInfo, InvalidImageError, inspect_image
 from core.logging import get_logger
+from core.settings import get_settings
 from core.storage import ObjectNotFound, ObjectStore, put_content
 from models import (
     ItemStatus,
@@ -42,7 +43,7 @@ from models import (
     skip_pending_items,
 )
 from models.db import session_scope
-from services.images import add_known_image, images_by_digest, new_image
+from services.images import add_known_image, images_by_digest, new_image, queued_elsewhere
 from workers.ingest import IndexRequest, process_pending
 from workers.pipeline import FacePipeline
 
@@ -144,6 +145,7 @@ def _record(session: Session, job_id: str, gallery_id: int, scanned: Sequence[Sc
             )
         )
     )
+    busy = queued_elsewhere(session, (image.id for image in known.values()), exclude_job_id=job_id)
     for s in scanned:
         if s.position in done:
             continue
@@ -153,7 +155,12 @@ def _record(session: Session, job_id: str, gallery_id: int, scanned: Sequence[Sc
             item.status, item.error = ItemStatus.FAILED, s.error
             continue
         if (known_image := known.get(s.sha256)) is not None:
-            add_known_image(item, known_image, already_in_job=known_image.id in in_job)
+            add_known_image(
+                item,
+                known_image,
+                already_in_job=known_image.id in in_job,
+                queued_in=busy.get(known_image.id),
+            )
             in_job.add(known_image.id)
             continue
         image = new_image(
@@ -171,6 +178,38 @@ def _record(session: Session, job_id: str, gallery_id: int, scanned: Sequence[Sc
         item.image_id = image.id
 
 
+def _add_to_progress(session: Session, job_id: str, positions: Sequence[int]) -> None:
+    """Add the items just recorded at ``positions`` (not yet committed: no other transaction
+    sees or changes them) to the job's counters, in one UPDATE.
+
+    This is what refresh_progress would count, without recounting the whole job after each
+    batch (its cost grew with every batch: quadratic over an archive). The UPDATE takes the
+    job row's lock, as refresh_progress does, so a concurrent recount (the pipeline's) either
+    sees these items or is added to; the scan's end recounts once anyway.
+    """
+    if not positions:
+        return
+    counts: dict[ItemStatus, int] = {
+        status: int(n)
+        for status, n in session.execute(
+            select(JobItem.status, func.count())
+            .where(JobItem.job_id == job_id, JobItem.position.in_(positions))
+            .group_by(JobItem.status)
+        )
+    }
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            total=Job.total + sum(counts.values()),
+            done=Job.done + counts.get(ItemStatus.SUCCEEDED, 0),
+            failed=Job.failed + counts.get(ItemStatus.FAILED, 0),
+            skipped=Job.skipped + counts.get(ItemStatus.SKIPPED, 0),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _commit_batch(sessions: sessionmaker[Session], job_id: str, scanned: list[Scanned]) -> bool:
     """Record a scanned batch; False when the job is gone or finished (cancelled)."""
     for attempt in range(COMMIT_ATTEMPTS):
@@ -179,9 +218,17 @@ def _commit_batch(sessions: sessionmaker[Session], job_id: str, scanned: list[Sc
                 job = session.get(Job, job_id)
                 if job is None or job.status.finished or job.gallery_id is None:
                     return False
+                positions = [s.position for s in scanned]
+                recorded = set(
+                    session.scalars(
+                        select(JobItem.position).where(
+                            JobItem.job_id == job_id, JobItem.position.in_(positions)
+                        )
+                    )
+                )
                 _record(session, job_id, job.gallery_id, scanned)
                 session.flush()
-                refresh_progress(session, job)
+                _add_to_progress(session, job_id, [p for p in positions if p not in recorded])
             return True
         except IntegrityError:
             if attempt == COMMIT_ATTEMPTS - 1:
@@ -231,13 +278,22 @@ def scan_archive(
     scan_batch: int,
     deadline: float | None = None,
     stop: threading.Event | None = None,
+    max_members: int | None = None,
+    max_zip_directory_bytes: int | None = None,
 ) -> bool:
     """Record every member of the job's archive as an item; True once the whole archive is
     recorded (or unreadable: the job says why), False when stopped early (deadline, cancel,
     ``stop`` set).
 
-    A rerun passes over the members already recorded without reading their bytes.
+    A rerun passes over the members already recorded without reading their bytes. The
+    archive's bounds (None: MAX_ARCHIVE_MEMBERS and MAX_ZIP_DIRECTORY_BYTES) are checked as
+    it is read: past one, the members before are kept and the job says why.
     """
+    settings = get_settings()
+    if max_members is None:
+        max_members = settings.max_archive_members
+    if max_zip_directory_bytes is None:
+        max_zip_directory_bytes = settings.max_zip_directory_bytes
     with session_scope(sessions) as session:
         job = session.get_one(Job, job_id)
         if job.params.get("scanned"):
@@ -253,7 +309,11 @@ def scan_archive(
     try:
         with store.open(key) as stream:
             members = iter_members(
-                stream, max_member_bytes=max_member_bytes, skip_through=skip_through
+                stream,
+                max_member_bytes=max_member_bytes,
+                skip_through=skip_through,
+                max_members=max_members,
+                max_zip_directory_bytes=max_zip_directory_bytes,
             )
             for member in members:
                 position = member.index
