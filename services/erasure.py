@@ -44,10 +44,9 @@ from models import (
     WebhookDelivery,
     WebhookEvent,
     WebhookSubscription,
-    refresh_progress,
-    skip_pending_items,
     utcnow,
 )
+from services.jobs import close_job
 
 log = get_logger(__name__)
 
@@ -558,9 +557,9 @@ def _cancel_running_jobs(session: Session, t: _Target) -> GalleryStep | None:
         )
     )
     for job in running:
-        skip_pending_items(session, job.id, CANCELLED_FOR_ERASURE)
-        refresh_progress(session, job)
-        job.finish(JobStatus.CANCELLED, error=CANCELLED_FOR_ERASURE)
+        # The one way a job ends; its events are not sent (the gallery's subscriptions and
+        # events are erased by the steps that follow).
+        close_job(session, job, JobStatus.CANCELLED, error=CANCELLED_FOR_ERASURE)
     return GalleryStep({"jobs_cancelled": len(running)}) if running else None
 
 
