@@ -46,6 +46,7 @@ from models import (
     WebhookSubscription,
     utcnow,
 )
+from services.content import lock_objects
 from services.jobs import close_job
 
 log = get_logger(__name__)
@@ -117,7 +118,17 @@ def erase_images(
     match whose image was deleted before). ``scrub_copies=False`` leaves the searches, events
     and jobs alone: for a gallery's erasure, which deletes them next."""
     erasure = Erasure()
-    # Locked first: a search that is writing matches of these images either committed
+    # The bytes' locks first, then the rows: the order an upload of the same bytes takes
+    # them in (services.content), so the two never wait on each other in a circle.
+    lock_objects(
+        session,
+        session.scalars(
+            select(Image.object_key).where(
+                Image.gallery_id == gallery_id, Image.id.in_(list(image_ids))
+            )
+        ).all(),
+    )
+    # Rows locked next: a search that is writing matches of these images either committed
     # before (and its matches are found below) or waits, then finds them gone.
     images = session.execute(
         select(Image.id, Image.object_key)
@@ -485,8 +496,11 @@ def remove_unused_objects(session: Session, store: ObjectStore, keys: Iterable[s
     """Delete the objects that no row uses any more; returns how many. Call it in the
     erasing transaction, after its rows are deleted and before the commit: a store error
     then rolls the rows back (a retry redoes it all), so no object outlives its rows."""
+    wanted = sorted(set(keys))
+    # An upload of the same bytes waits until this transaction ends (services.content).
+    lock_objects(session, wanted)
     removed = 0
-    for key in sorted(set(keys)):
+    for key in wanted:
         if not object_in_use(session, key):
             store.delete(key)
             removed += 1

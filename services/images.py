@@ -29,6 +29,7 @@ from models import (
     JobStatus,
     refresh_progress,
 )
+from services.content import lock_objects
 
 MAX_FILENAME = 255
 
@@ -153,6 +154,9 @@ def create_ingest_job(
     ``add_known_image``). Flushed, not committed."""
     job = Job(kind=JobKind.INGEST, gallery_id=gallery_id, idempotency_key=idempotency_key)
     session.add(job)
+    # The bytes are stored and their rows recorded under the objects' locks: an erasure of
+    # the same bytes either finishes first (and they are stored again) or sees these rows.
+    lock_objects(session, (content_key(u.sha256) for u in uploads if u.error is None))
     known = images_by_digest(
         session, gallery_id=gallery_id, digests=(u.sha256 for u in uploads if u.error is None)
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from core.storage import ObjectStore
+from core.storage import ObjectStore, content_key
 from core.webhook_signing import new_secret
 from models import Job, JobKind, Search, SearchCallback
+from services.content import lock_objects
 from services.images import UploadedFile, store_file
 
 
@@ -24,6 +25,9 @@ def create_search(
     signs the callback's delivery) if a URL was given. The query's bytes are stored
     content-addressed; the query never joins the gallery. Flushed, not committed."""
     assert query.info is not None
+    # Stored and recorded under the object's lock: an erasure deleting the same bytes now
+    # either finishes first (and they are stored again) or sees this search's row.
+    lock_objects(session, [content_key(query.sha256)])
     job = Job(kind=JobKind.SEARCH, gallery_id=gallery_id, idempotency_key=idempotency_key, total=1)
     search = Search(
         job=job,

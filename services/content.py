@@ -1,0 +1,36 @@
+"""Content-addressed bytes that rows share: who may store them and who may delete them.
+
+The same bytes are one object, which images of several galleries and search queries may
+share. An erasure deletes an object once no row uses it; an upload of the same bytes at that
+very moment must not end with a row whose object is gone (the check "is it still used?" and
+the upload's "it exists, no need to store it" would otherwise both pass). So both sides take
+a lock on the object's key for the rest of their transaction: the eraser checks for users and
+deletes while holding it; the uploader stores the bytes (again, if they were just deleted)
+and inserts its row while holding it. Whichever comes second sees what the first committed.
+
+On Postgres the lock is an advisory transaction lock. SQLite (the embedded mode) serialises
+writers itself and its API and worker are one machine's processes; the lock is a no-op there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+
+def lock_id(object_key: str) -> int:
+    """A stable signed 64-bit number for a key (what pg_advisory_xact_lock takes)."""
+    digest = hashlib.sha256(object_key.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_objects(session: Session, object_keys: Iterable[str]) -> None:
+    """Hold these objects until the session's transaction ends. Keys are locked in one order
+    (sorted), so two transactions locking several never wait on each other in a circle."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted(set(object_keys)):
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id(key)})

@@ -1,0 +1,174 @@
+"""Deleting an image while the same bytes are uploaded again never leaves a row whose bytes
+are gone (services.content): two clients race in a loop on a database whose requests really
+commit."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.images import inspect_image
+from core.settings import Settings
+from core.storage import open_store
+from models import DEFAULT_GALLERY_ID, Image
+from models.db import make_engine, make_session_factory
+from services.erasure import erase_images, remove_unused_objects
+from services.galleries import create_gallery
+from services.images import UploadedFile, create_ingest_job
+from tests.conftest import create_database, drop_database, make_client, make_key, migrate
+from tests.test_api import jpeg
+
+ROUNDS = 40
+
+
+@pytest.fixture
+def committed(settings: Settings) -> Iterator[tuple[Settings, sessionmaker[Session]]]:
+    url = create_database()
+    try:
+        migrate(url)
+        engine = make_engine(url)
+        yield settings.model_copy(update={"database_url": url}), make_session_factory(engine)
+        engine.dispose()
+    finally:
+        drop_database(url)
+
+
+def race(settings: Settings, sessions: sessionmaker[Session]) -> list[Image]:
+    """One client uploads the same photo again and again while another deletes it; returns
+    the image rows whose bytes are missing from the store at the end."""
+    key = make_key(sessions)
+    uploader = make_client(settings, sessions, key=key)
+    deleter = make_client(settings, sessions, key=key)
+    data = jpeg(21)
+    errors: list[Any] = []
+
+    def upload_loop(client: FlaskClient) -> None:
+        for _ in range(ROUNDS):
+            response = client.post(
+                "/v1/images",
+                data={"file": (io.BytesIO(data), "a.jpg")},
+                content_type="multipart/form-data",
+            )
+            if response.status_code != 202:
+                errors.append(("upload", response.status_code, response.get_json()))
+
+    def delete_loop(client: FlaskClient) -> None:
+        for _ in range(ROUNDS):
+            for image in client.get("/v1/images").get_json()["items"]:
+                response = client.delete(f"/v1/images/{image['id']}")
+                if response.status_code not in (204, 404):
+                    errors.append(("delete", response.status_code, response.get_json()))
+
+    threads = [
+        threading.Thread(target=upload_loop, args=(uploader,)),
+        threading.Thread(target=delete_loop, args=(deleter,)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    store = open_store(settings.storage_url)
+    with sessions() as session:
+        images = list(session.scalars(select(Image)))
+    return [image for image in images if not store.exists(image.object_key)]
+
+
+def test_a_delete_racing_a_reupload_never_loses_the_bytes(
+    committed: tuple[Settings, sessionmaker[Session]],
+) -> None:
+    settings, sessions = committed
+    assert race(settings, sessions) == []
+
+
+class PausingStore:
+    """The uploader's store: right after it finds the bytes already stored (so it will not
+    store them), it lets the eraser run and waits a moment, which is the race's window."""
+
+    def __init__(self, store: Any, window: threading.Event) -> None:
+        self._store = store
+        self._window = window
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def exists(self, key: str) -> bool:
+        found = bool(self._store.exists(key))
+        self._window.set()
+        time.sleep(1.0)
+        return found
+
+
+def erase_during_upload(settings: Settings, sessions: sessionmaker[Session]) -> bool:
+    """Gallery A's image is erased while gallery B uploads the same bytes; whether B's new
+    image still has its bytes at the end."""
+    store = open_store(settings.storage_url)
+    data = jpeg(22)
+    upload = UploadedFile("a.jpg", data, hashlib.sha256(data).hexdigest(), info=inspect(data))
+    with sessions() as session:
+        gallery_b = create_gallery(session, "b").id
+        first = create_ingest_job(
+            session,
+            gallery_id=DEFAULT_GALLERY_ID,
+            store=store,
+            uploads=[upload],
+            labels=[None],
+            idempotency_key=None,
+        )
+        session.commit()
+        image_a = first.items[0].image_id
+    assert image_a is not None
+    window = threading.Event()
+
+    def erase() -> None:
+        window.wait(timeout=30)
+        with sessions() as session:
+            erasure = erase_images(session, gallery_id=DEFAULT_GALLERY_ID, image_ids=[image_a])
+            remove_unused_objects(session, store, erasure.object_keys)
+            session.commit()
+
+    eraser = threading.Thread(target=erase)
+    eraser.start()
+    with sessions() as session:
+        second = create_ingest_job(
+            session,
+            gallery_id=gallery_b,
+            store=PausingStore(store, window),  # type: ignore[arg-type]
+            uploads=[upload],
+            labels=[None],
+            idempotency_key=None,
+        )
+        session.commit()
+        image_b = session.get_one(Image, second.items[0].image_id)
+    eraser.join(timeout=30)
+    return bool(store.exists(image_b.object_key))
+
+
+def test_an_erasure_during_an_upload_of_the_same_bytes_keeps_them(
+    committed: tuple[Settings, sessionmaker[Session]],
+) -> None:
+    settings, sessions = committed
+    assert erase_during_upload(settings, sessions)
+
+
+def test_without_the_lock_that_erasure_loses_the_bytes(
+    committed: tuple[Settings, sessionmaker[Session]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same interleaving with the lock taken away: the test above can fail."""
+    for module in ("services.images", "services.erasure"):
+        monkeypatch.setattr(f"{module}.lock_objects", lambda *_args, **_kw: None)
+    settings, sessions = committed
+    assert not erase_during_upload(settings, sessions)
+
+
+def inspect(data: bytes) -> Any:
+    return inspect_image(data, max_pixels=10_000_000)
