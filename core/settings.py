@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     # Tasks that share an archive's pipeline work once it is read (they never take the same
     # items): the number of pipeline worker processes, so that all of them are kept busy.
     archive_parallel_tasks: int = Field(default=1, ge=1, le=64)
+    # An archive's entries (folders included) past this many are not read: the job keeps
+    # the others and says why. A zip's central directory (which zipfile holds in memory, at
+    # about 6x its size: 64 MiB is ~700,000 members with LFW-length names) over this many
+    # bytes fails the job before any member is read: send so many files as a tar.
+    max_archive_members: int = Field(default=1_000_000, ge=1)
+    max_zip_directory_bytes: int = Field(default=64 * MEBIBYTE, ge=1)
 
     # Erasure and retention. Query photos and search results (with the webhook events about
     # them) are kept this many days, then purged by the beat task (`facesearch beat`) or
