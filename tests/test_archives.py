@@ -355,6 +355,14 @@ def test_an_object_that_is_not_an_archive_fails_the_job(
     sessions: sessionmaker[Session],
     session: Session,
 ) -> None:
+    from models import DEFAULT_GALLERY_ID, EventType, WebhookEvent, WebhookSubscription
+
+    session.add(
+        WebhookSubscription(
+            gallery_id=DEFAULT_GALLERY_ID, url="http://x/", events=["job.completed"], secret="s"
+        )
+    )
+    session.commit()
     store = open_store(archive_settings.storage_url)
     store.put("imports/default/notes.txt", b"PK\x03\x04 but not really a zip")
     response = client.post("/v1/archives", json={"object_key": "imports/default/notes.txt"})
@@ -364,6 +372,9 @@ def test_an_object_that_is_not_an_archive_fails_the_job(
     job = session.get_one(Job, job_id)
     assert job.status == JobStatus.FAILED
     assert "zip archive is truncated or corrupt" in (job.error or "")
+    # Ended like every job: its subscribers are told.
+    events = session.query(WebhookEvent).filter_by(type=EventType.JOB_COMPLETED).all()
+    assert [e.payload["data"]["job_id"] for e in events] == [job_id]
 
 
 def test_labels_from_folder_filename_or_none() -> None:

@@ -44,8 +44,10 @@ from models import (
 )
 from models.db import session_scope
 from services.images import add_known_image, images_by_digest, new_image, queued_elsewhere
+from services.jobs import close_job
 from workers.ingest import IndexRequest, process_pending
 from workers.pipeline import FacePipeline
+from workers.webhooks import SendDeliveries
 
 log = get_logger(__name__)
 
@@ -238,19 +240,32 @@ def _commit_batch(sessions: sessionmaker[Session], job_id: str, scanned: list[Sc
 
 
 def _mark_scanned(
-    sessions: sessionmaker[Session], job_id: str, error: str | None, position: int
+    sessions: sessionmaker[Session],
+    job_id: str,
+    error: str | None,
+    position: int,
+    send_deliveries: SendDeliveries | None,
 ) -> None:
+    """Record that the whole archive was read (or why not). An archive that could not be
+    read at all ends its job; its webhook deliveries are sent after the commit."""
+    deliveries = _record_scan_end(sessions, job_id, error, position)
+    if deliveries and send_deliveries is not None:
+        send_deliveries(deliveries)
+
+
+def _record_scan_end(
+    sessions: sessionmaker[Session], job_id: str, error: str | None, position: int
+) -> list[str]:
     with session_scope(sessions) as session:
         job = session.get(Job, job_id)
         if job is None or job.status.finished or job.params.get("scanned"):
-            return  # gone, cancelled, or a duplicate delivery already finished the scan
+            return []  # gone, cancelled, or a duplicate delivery already finished the scan
         if error is not None:
             has_items = session.scalar(
                 select(func.count()).select_from(JobItem).where(JobItem.job_id == job_id)
             )
             if not has_items:
-                job.finish(JobStatus.FAILED, error=error)
-                return
+                return close_job(session, job, JobStatus.FAILED, error=error)
             # The members before the damage are kept; the damage itself is a failed item so
             # that it is listed with the other failures and the job ends partial.
             session.add(
@@ -266,6 +281,7 @@ def _mark_scanned(
         job.params = {**job.params, "scanned": True}
         session.flush()
         refresh_progress(session, job)
+    return []
 
 
 def scan_archive(
@@ -280,6 +296,7 @@ def scan_archive(
     stop: threading.Event | None = None,
     max_members: int | None = None,
     max_zip_directory_bytes: int | None = None,
+    send_deliveries: SendDeliveries | None = None,
 ) -> bool:
     """Record every member of the job's archive as an item; True once the whole archive is
     recorded (or unreadable: the job says why), False when stopped early (deadline, cancel,
@@ -340,7 +357,7 @@ def scan_archive(
         error = str(exc)
     if batch and not _commit_batch(sessions, job_id, batch):
         return False
-    _mark_scanned(sessions, job_id, error, position + 1)
+    _mark_scanned(sessions, job_id, error, position + 1, send_deliveries)
     if uploaded:
         # Every member is now its own content-addressed object: the uploaded copy of the
         # archive is no longer needed (an archive named by object_key is the client's: kept).
@@ -373,8 +390,10 @@ def run_archive(
     scan_batch: int,
     budget_s: float,
     parallel_tasks: int = 1,
+    send_deliveries: SendDeliveries | None = None,
 ) -> None:
-    """One bounded run of an archive job: scan (if not done), then pipeline batches."""
+    """One bounded run of an archive job: scan (if not done), then pipeline batches.
+    ``send_deliveries`` queues the webhook deliveries of a job that ends here."""
     deadline = time.monotonic() + budget_s
     with session_scope(sessions) as session:
         job = session.get(Job, job_id)
@@ -406,6 +425,7 @@ def run_archive(
                 scan_batch=scan_batch,
                 deadline=deadline,
                 stop=stop,
+                send_deliveries=send_deliveries,
             ),
             process_one_batch=partial(process_batches, max_batches=1),
             job_finished=lambda: _job_finished(sessions, job_id),

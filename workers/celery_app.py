@@ -92,6 +92,7 @@ def ingest_archive(*, job_id: str) -> None:
         scan_batch=settings.archive_scan_batch,
         budget_s=settings.archive_task_budget_s,
         parallel_tasks=settings.archive_parallel_tasks,
+        send_deliveries=lambda ids: queue_deliveries(celery_app, ids),
     )
 
 
