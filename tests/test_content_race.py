@@ -172,3 +172,40 @@ def test_without_the_lock_that_erasure_loses_the_bytes(
 
 def inspect(data: bytes) -> Any:
     return inspect_image(data, max_pixels=10_000_000)
+
+
+def test_an_archive_member_whose_bytes_were_erased_meanwhile_fails_alone(
+    session: Session,
+) -> None:
+    """An archive's members are stored before they are recorded; one whose bytes an erasure
+    removed in between fails with the reason instead of becoming an image without bytes."""
+    from core.storage import content_key
+    from models import ItemStatus, Job, JobItem, JobKind
+    from workers.archives import BYTES_REMOVED_REASON, Scanned, _record
+
+    job = Job(kind=JobKind.ARCHIVE, gallery_id=DEFAULT_GALLERY_ID)
+    session.add(job)
+    session.flush()
+    members = []
+    for position, seed in enumerate((31, 32)):
+        data = jpeg(seed)
+        digest = hashlib.sha256(data).hexdigest()
+        members.append(
+            Scanned(
+                position,
+                f"x/m{position}.jpg",
+                sha256=digest,
+                object_key=content_key(digest),
+                info=inspect(data),
+                size=len(data),
+            )
+        )
+    erased = members[1].object_key
+    _record(session, job.id, DEFAULT_GALLERY_ID, members, lambda key: key != erased)
+    session.flush()
+    items = session.scalars(select(JobItem).where(JobItem.job_id == job.id)).all()
+    outcome = {i.position: (i.status, i.error, i.image_id is not None) for i in items}
+    assert outcome == {
+        0: (ItemStatus.PENDING, None, True),
+        1: (ItemStatus.FAILED, BYTES_REMOVED_REASON, False),
+    }

@@ -43,6 +43,7 @@ from models import (
     skip_pending_items,
 )
 from models.db import session_scope
+from services.content import lock_objects
 from services.images import add_known_image, images_by_digest, new_image, queued_elsewhere
 from services.jobs import close_job
 from workers.ingest import IndexRequest, process_pending
@@ -52,6 +53,10 @@ from workers.webhooks import SendDeliveries
 log = get_logger(__name__)
 
 CANCELLED_REASON = "the job was cancelled before this member was processed"
+BYTES_REMOVED_REASON = (
+    "the member's bytes were removed while the archive was read (the same photo was erased "
+    "meanwhile); ingest it again"
+)
 MAX_NAME = 255
 MAX_LABEL = 200
 # A commit that meets a concurrent writer (a duplicate delivery of this task, or an upload of
@@ -124,9 +129,20 @@ def check_member(
     )
 
 
-def _record(session: Session, job_id: str, gallery_id: int, scanned: Sequence[Scanned]) -> None:
+def _record(
+    session: Session,
+    job_id: str,
+    gallery_id: int,
+    scanned: Sequence[Scanned],
+    still_stored: Callable[[str], bool],
+) -> None:
     """Item rows (and Image rows for new bytes, in the job's gallery) for a batch of members,
-    skipping positions a previous run already recorded."""
+    skipping positions a previous run already recorded.
+
+    The members' bytes were stored before this transaction. Under the objects' locks
+    (services.content), a member whose bytes an erasure has removed since fails, instead of
+    becoming an image whose bytes are gone (``still_stored`` asks the store)."""
+    lock_objects(session, (s.object_key for s in scanned if s.object_key and s.error is None))
     positions = [s.position for s in scanned]
     done = set(
         session.scalars(
@@ -164,6 +180,9 @@ def _record(session: Session, job_id: str, gallery_id: int, scanned: Sequence[Sc
                 queued_in=busy.get(known_image.id),
             )
             in_job.add(known_image.id)
+            continue
+        if not still_stored(s.object_key):
+            item.status, item.error = ItemStatus.FAILED, BYTES_REMOVED_REASON
             continue
         image = new_image(
             session,
@@ -212,7 +231,12 @@ def _add_to_progress(session: Session, job_id: str, positions: Sequence[int]) ->
     )
 
 
-def _commit_batch(sessions: sessionmaker[Session], job_id: str, scanned: list[Scanned]) -> bool:
+def _commit_batch(
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    job_id: str,
+    scanned: list[Scanned],
+) -> bool:
     """Record a scanned batch; False when the job is gone or finished (cancelled)."""
     for attempt in range(COMMIT_ATTEMPTS):
         try:
@@ -228,7 +252,7 @@ def _commit_batch(sessions: sessionmaker[Session], job_id: str, scanned: list[Sc
                         )
                     )
                 )
-                _record(session, job_id, job.gallery_id, scanned)
+                _record(session, job_id, job.gallery_id, scanned, store.exists)
                 session.flush()
                 _add_to_progress(session, job_id, [p for p in positions if p not in recorded])
             return True
@@ -344,7 +368,7 @@ def scan_archive(
                     )
                 )
                 if len(batch) >= scan_batch:
-                    if not _commit_batch(sessions, job_id, batch):
+                    if not _commit_batch(sessions, store, job_id, batch):
                         return False
                     batch = []
                     if deadline is not None and time.monotonic() >= deadline:
@@ -355,7 +379,7 @@ def scan_archive(
         error = f"the archive {key!r} is not in the object store"
     except ArchiveError as exc:
         error = str(exc)
-    if batch and not _commit_batch(sessions, job_id, batch):
+    if batch and not _commit_batch(sessions, store, job_id, batch):
         return False
     _mark_scanned(sessions, job_id, error, position + 1, send_deliveries)
     if uploaded:
