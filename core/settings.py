@@ -76,7 +76,8 @@ class Settings(BaseSettings):
 
     # The reconciler (beat every `reconcile_interval_s`, or `facesearch reconcile`) re-queues
     # what is stranded: a job not updated for `reconcile_stale_s` (empty: the task time limit
-    # + 120 s) is sent again, and failed with the reason after `reconcile_max_requeues`; an
+    # + 120 s) is sent again, and a running one failed with the reason after
+    # `reconcile_max_requeues` re-sends (a queued one may be waiting behind a backlog); an
     # image no live job will process is failed with the reason; faces not yet indexed are
     # indexed. At most `reconcile_batch` of each per run.
     reconcile_interval_s: int = Field(default=300, ge=10)

@@ -140,6 +140,23 @@ def test_a_job_that_stays_stranded_fails_with_the_reason(
     assert len(sent) == 2
 
 
+def test_a_queued_job_behind_a_backlog_is_sent_again_never_failed(
+    sessions: sessionmaker[Session], session: Session
+) -> None:
+    """A job that never started may be waiting behind other work: it is only sent again."""
+    job = Job(kind=JobKind.INGEST, gallery_id=DEFAULT_GALLERY_ID, status=JobStatus.QUEUED)
+    session.add(job)
+    session.commit()
+    sent: Sent = []
+    for _ in range(5):
+        age(session)
+        report = run(sessions, sent)
+        assert (report["jobs_requeued"], report["jobs_failed"]) == (1, 0)
+    session.expire_all()
+    assert session.get_one(Job, job.id).status == JobStatus.QUEUED
+    assert len(sent) == 5
+
+
 def test_a_refused_send_costs_no_requeue(sessions: sessionmaker[Session], session: Session) -> None:
     job = Job(kind=JobKind.INGEST, gallery_id=DEFAULT_GALLERY_ID)
     session.add(job)

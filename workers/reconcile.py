@@ -7,8 +7,9 @@ that refused it, a worker and its unacked message gone), so this runs periodical
 beat, RECONCILE_INTERVAL_S) and on demand (``facesearch reconcile``):
 
 - a job queued or running with no update for ``stale_s`` (longer than any task may run) has
-  its task sent again, at most ``max_requeues`` times; then it fails with the reason, and
-  ``services.jobs.close_job`` fails its pending items and images with it;
+  its task sent again; a running one, after ``max_requeues`` such re-sends, fails with the
+  reason, and ``services.jobs.close_job`` fails its pending items and images with it (a
+  queued one is only ever sent again: it may be waiting behind a backlog);
 - an image still pending that no live job will process (its job ended first) fails with the
   reason; uploading its bytes again queues it again;
 - faces not indexed ``stale_s`` after they were made get an index task for their model.
@@ -98,7 +99,10 @@ def _stale_jobs(
             if job is None or job.status.finished or job.updated_at >= cutoff:
                 continue  # it moved on meanwhile
             requeues = int(job.params.get("requeues", 0))
-            if requeues >= max_requeues:
+            # Only a job that started is given up on: a queued one may simply be waiting
+            # behind a backlog (its task is sent again, harmlessly: tasks are idempotent, and
+            # work that kills its workers is dead-lettered by its delivery count instead).
+            if requeues >= max_requeues and job.status == JobStatus.RUNNING:
                 deliveries = close_job(
                     session, job, JobStatus.FAILED, error=stranded_reason(stale_s, requeues)
                 )
