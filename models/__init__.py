@@ -19,6 +19,7 @@ from models.job import (
     skip_pending_items,
 )
 from models.search import Search, SearchFace, SearchMatch
+from models.vector_deletion import VectorDeletion
 from models.webhook import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -52,6 +53,7 @@ __all__ = [
     "SearchCallback",
     "SearchFace",
     "SearchMatch",
+    "VectorDeletion",
     "WebhookDelivery",
     "WebhookEvent",
     "WebhookSubscription",

@@ -41,6 +41,7 @@ from models import (
     Search,
     SearchFace,
     SearchMatch,
+    VectorDeletion,
     WebhookDelivery,
     WebhookEvent,
     WebhookSubscription,
@@ -174,6 +175,13 @@ def erase_images(
         session.execute(
             delete(Image).where(Image.id.in_(ids)).execution_options(synchronize_session=False)
         )
+    # In this same transaction: the deletion of their vectors is owed until the index
+    # writer has done it, whatever happens to the message that asks for it.
+    session.add_all(
+        VectorDeletion(model_name=model_name, face_id=face_id)
+        for model_name, model_face_ids in vectors.items()
+        for face_id in model_face_ids
+    )
     erasure.images = len(ids)
     erasure.faces = len(face_ids)
     erasure.vectors = dict(vectors)
@@ -511,9 +519,9 @@ SendTask = Callable[[str, list[int]], None]
 
 
 def queue_vector_deletions(send: SendTask, vectors: dict[str, list[int]]) -> bool:
-    """Ask the index writer to drop these vectors; False if the broker refused. Milvus is
-    derived: searches already drop hits whose rows are gone, so a vector left behind is
-    harmless until the next ``facesearch reindex``."""
+    """Ask the index writer to drop these vectors; False if the broker refused. They are
+    owed in ``vector_deletions`` (written with the erasure), so the reconciler asks again
+    for any the writer has not done; meanwhile searches drop hits whose rows are gone."""
     ok = True
     for model_name, face_ids in sorted(vectors.items()):
         for chunk in _chunks(sorted(face_ids), VECTOR_CHUNK):

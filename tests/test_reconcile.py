@@ -244,3 +244,74 @@ def test_faces_never_indexed_are_sent_to_the_index(
     age(session)
     assert run(sessions, sent)["faces_to_index"] == 1
     assert sent == [(INDEX_TASK, ["test-model"], {"job_id": None})]
+
+
+def test_a_vector_deletion_lost_with_the_broker_is_asked_again_until_done(
+    settings: Settings, sessions: sessionmaker[Session], session: Session, tmp_path: Any
+) -> None:
+    """An image erased while the broker is down: its vectors are still owed (written with
+    the erasure), the reconciler asks the index writer again, and the writer's task, once
+    it has removed them, settles the debt."""
+    from core.index import VectorIndex
+    from core.queue import DELETE_VECTORS_TASK
+    from models import VectorDeletion
+    from workers.indexing import delete_vectors
+
+    image = Image(
+        gallery_id=DEFAULT_GALLERY_ID,
+        sha256="d" * 64,
+        object_key="objects/gone",
+        content_type="image/jpeg",
+        size_bytes=1,
+        width=1,
+        height=1,
+        filename="a.jpg",
+        status=ImageStatus.READY,
+    )
+    session.add(image)
+    session.flush()
+    face = Face(
+        image_id=image.id,
+        face_index=0,
+        model_name="test-model",
+        dim=2,
+        embedding=np.array([1, 0], dtype="<f4").tobytes(),
+        box_x=0,
+        box_y=0,
+        box_w=1,
+        box_h=1,
+        confidence=0.99,
+        landmarks={},
+    )
+    session.add(face)
+    session.commit()
+    index = VectorIndex(str(tmp_path / "milvus.db"), index_type="FLAT")
+    index.upsert(
+        "test-model",
+        face_ids=[face.id],
+        vectors=np.array([[1.0, 0.0]]),
+        image_ids=[image.id],
+        gallery_ids=[DEFAULT_GALLERY_ID],
+    )
+
+    down = make_client(
+        settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}), sessions
+    )
+    assert down.delete(f"/v1/images/{image.id}").status_code == 204
+    owed = session.scalars(select(VectorDeletion.face_id)).all()
+    assert owed == [face.id]
+
+    sent: Sent = []
+    assert run(sessions, sent)["vector_deletions"] == 0  # just asked: not yet overdue
+    session.execute(update(VectorDeletion).values(created_at=utcnow() - timedelta(hours=1)))
+    session.commit()
+    assert run(sessions, sent)["vector_deletions"] == 1
+    assert sent == [(DELETE_VECTORS_TASK, ["test-model", [face.id]], {})]
+    assert run(sessions, sent)["vector_deletions"] == 0  # asked anew: not overdue again
+
+    _, args, _ = sent[0]
+    delete_vectors(args[0], args[1], index=index, sessions=sessions)  # what the task does
+    assert index.count("test-model") == 0
+    session.expire_all()
+    assert session.scalars(select(VectorDeletion)).all() == []
+    index.close()

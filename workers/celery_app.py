@@ -129,7 +129,7 @@ def index_faces(model_name: str, *, job_id: str | None = None) -> None:
 def delete_vectors(model_name: str, face_ids: list[int]) -> None:
     from workers.indexing import delete_vectors as delete  # noqa: PLC0415
 
-    delete(model_name, face_ids, index=runtime.get_index())
+    delete(model_name, face_ids, index=runtime.get_index(), sessions=runtime.get_session_factory())
 
 
 @celery_app.task(name=REINDEX_TASK, base=JobTask)

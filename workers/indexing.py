@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.index import VectorIndex
@@ -22,6 +22,7 @@ from models import (
     JobItem,
     JobKind,
     JobStatus,
+    VectorDeletion,
     refresh_progress,
     utcnow,
 )
@@ -119,8 +120,24 @@ def run_index(
             send_deliveries(deliveries)
 
 
-def delete_vectors(model_name: str, face_ids: Sequence[int], *, index: VectorIndex) -> None:
+def delete_vectors(
+    model_name: str,
+    face_ids: Sequence[int],
+    *,
+    index: VectorIndex,
+    sessions: sessionmaker[Session] | None = None,
+) -> None:
+    """Remove the vectors, then what is owed of them (``models.vector_deletion``): a crash
+    in between asks again, and deleting a missing vector is harmless."""
     index.delete(model_name, list(face_ids))
+    if sessions is not None and face_ids:
+        with session_scope(sessions) as session:
+            session.execute(
+                delete(VectorDeletion).where(
+                    VectorDeletion.model_name == model_name,
+                    VectorDeletion.face_id.in_([int(i) for i in face_ids]),
+                )
+            )
 
 
 def run_reindex(

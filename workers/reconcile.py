@@ -12,7 +12,8 @@ beat, RECONCILE_INTERVAL_S) and on demand (``facesearch reconcile``):
   queued one is only ever sent again: it may be waiting behind a backlog);
 - an image still pending that no live job will process (its job ended first) fails with the
   reason; uploading its bytes again queues it again;
-- faces not indexed ``stale_s`` after they were made get an index task for their model.
+- faces not indexed ``stale_s`` after they were made get an index task for their model;
+- vector deletions still owed ``stale_s`` after an erasure asked for them are asked again.
 
 Each run handles at most ``batch`` of each, and a second run right after finds nothing new
 to do: a re-queued job counts as updated.
@@ -20,6 +21,7 @@ to do: a re-queued job counts as updated.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -30,13 +32,25 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.logging import get_logger
 from core.queue import (
     ARCHIVE_TASK,
+    DELETE_VECTORS_TASK,
     ERASE_GALLERY_TASK,
     INDEX_TASK,
     INGEST_TASK,
     REINDEX_TASK,
     SEARCH_TASK,
 )
-from models import Face, Image, ImageStatus, ItemStatus, Job, JobItem, JobKind, JobStatus, utcnow
+from models import (
+    Face,
+    Image,
+    ImageStatus,
+    ItemStatus,
+    Job,
+    JobItem,
+    JobKind,
+    JobStatus,
+    VectorDeletion,
+    utcnow,
+)
 from models.db import session_scope
 from services.jobs import LIVE_STATUSES, close_job, image_reason, search_of
 
@@ -174,6 +188,34 @@ def _unindexed_faces(sessions: sessionmaker[Session], send_task: SendTask, *, st
     return sum(int(faces) for _, faces in rows)
 
 
+def _owed_vector_deletions(
+    sessions: sessionmaker[Session], send_task: SendTask, *, stale_s: int, batch: int
+) -> int:
+    """Ask the index writer again for vector deletions still owed ``stale_s`` after they
+    were asked for (the message was lost, or the writer failed); each counts as asked anew."""
+    cutoff = utcnow() - timedelta(seconds=stale_s)
+    with session_scope(sessions) as session:
+        rows = session.execute(
+            select(VectorDeletion.id, VectorDeletion.model_name, VectorDeletion.face_id)
+            .where(VectorDeletion.created_at < cutoff)
+            .order_by(VectorDeletion.id)
+            .limit(batch)
+        ).all()
+        by_model: dict[str, list[int]] = defaultdict(list)
+        for _, model_name, face_id in rows:
+            by_model[model_name].append(int(face_id))
+        for model_name, face_ids in sorted(by_model.items()):
+            send_task(DELETE_VECTORS_TASK, [model_name, face_ids], {})
+        session.execute(
+            update(VectorDeletion)
+            .where(VectorDeletion.id.in_([row.id for row in rows]))
+            .values(created_at=utcnow())
+        )
+    if rows:
+        log.warning("reconcile: vector deletions asked again", vectors=len(rows))
+    return len(rows)
+
+
 def reconcile(
     *,
     sessions: sessionmaker[Session],
@@ -184,7 +226,7 @@ def reconcile(
     batch: int,
 ) -> dict[str, int]:
     """One pass; returns what it found and did: jobs re-queued and failed, images failed,
-    faces sent to the index."""
+    faces sent to the index, vector deletions asked again."""
     requeued, failed = _stale_jobs(
         sessions,
         send_task,
@@ -198,6 +240,9 @@ def reconcile(
         "jobs_failed": failed,
         "images_failed": _orphan_images(sessions, stale_s=stale_s, batch=batch),
         "faces_to_index": _unindexed_faces(sessions, send_task, stale_s=stale_s),
+        "vector_deletions": _owed_vector_deletions(
+            sessions, send_task, stale_s=stale_s, batch=batch
+        ),
     }
     log.info("reconcile: done", **report)
     return report
