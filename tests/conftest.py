@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,8 +20,8 @@ from api.context import EXTENSION
 from cli.lfw import LfwImage, default_archive, iter_images
 from cli.main import run_migrations
 from core.settings import Settings, get_settings
-from models import DEFAULT_GALLERY_ID, Gallery, Scope
-from models.db import make_engine
+from models import DEFAULT_GALLERY_ID, Gallery, Image, Scope
+from models.db import make_engine, make_session_factory
 from services.keys import create_key
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -154,6 +155,34 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
+
+
+def image_row(*, sha256: str, object_key: str, **fields: Any) -> Image:
+    """An image row of the default gallery with placeholder facts (a 1x1 JPEG named a.jpg)
+    for tests that need the row, not the picture; ``fields`` override any of them."""
+    values: dict[str, Any] = {
+        "gallery_id": DEFAULT_GALLERY_ID,
+        "content_type": "image/jpeg",
+        "size_bytes": 1,
+        "width": 1,
+        "height": 1,
+        "filename": "a.jpg",
+    }
+    return Image(sha256=sha256, object_key=object_key, **(values | fields))
+
+
+@pytest.fixture
+def committed(settings: Settings) -> Iterator[tuple[Settings, sessionmaker[Session]]]:
+    """Settings and sessions on a database of its own whose requests really commit (no
+    shared, rolled-back test transaction): for races between concurrent requests."""
+    url = create_database()
+    try:
+        migrate(url)
+        engine = make_engine(url)
+        yield settings.model_copy(update={"database_url": url}), make_session_factory(engine)
+        engine.dispose()
+    finally:
+        drop_database(url)
 
 
 # --- LFW -------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import hashlib
 import io
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,26 +19,13 @@ from core.images import inspect_image
 from core.settings import Settings
 from core.storage import open_store
 from models import DEFAULT_GALLERY_ID, Image
-from models.db import make_engine, make_session_factory
 from services.erasure import erase_images, remove_unused_objects
 from services.galleries import create_gallery
 from services.images import UploadedFile, create_ingest_job
-from tests.conftest import create_database, drop_database, make_client, make_key, migrate
+from tests.conftest import make_client, make_key
 from tests.test_api import jpeg
 
 ROUNDS = 40
-
-
-@pytest.fixture
-def committed(settings: Settings) -> Iterator[tuple[Settings, sessionmaker[Session]]]:
-    url = create_database()
-    try:
-        migrate(url)
-        engine = make_engine(url)
-        yield settings.model_copy(update={"database_url": url}), make_session_factory(engine)
-        engine.dispose()
-    finally:
-        drop_database(url)
 
 
 def race(settings: Settings, sessions: sessionmaker[Session]) -> list[Image]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,8 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.settings import Settings
 from models import Job, Scope, Search
 from models.base import utcnow
-from models.db import make_engine, make_session_factory
-from tests.conftest import create_database, drop_database, make_client, make_key, migrate
+from tests.conftest import make_client, make_key
 from tests.test_api import error_of, jpeg
 from tests.test_archives import make_tar
 
@@ -179,20 +177,6 @@ def test_a_duplicate_not_yet_visible_is_a_409(
     assert response.status_code == 409
     assert error_of(response)["code"] == "idempotency_key_in_use"
     assert response.headers["Retry-After"] == "1"
-
-
-@pytest.fixture
-def committed(settings: Settings) -> Iterator[tuple[Settings, sessionmaker[Session]]]:
-    """A database of its own whose requests really commit (no shared test transaction), so
-    that concurrent requests race on the unique constraint as they would in production."""
-    url = create_database()
-    try:
-        migrate(url)
-        engine = make_engine(url)
-        yield settings.model_copy(update={"database_url": url}), make_session_factory(engine)
-        engine.dispose()
-    finally:
-        drop_database(url)
 
 
 @pytest.mark.parametrize("route", ["/v1/searches", "/v1/images"])

@@ -31,7 +31,7 @@ from models import (
     WebhookSubscription,
 )
 from services.jobs import close_job
-from tests.conftest import make_client
+from tests.conftest import image_row, make_client
 
 BROKER_DOWN = "redis://127.0.0.1:1/0"
 
@@ -73,15 +73,9 @@ def completed_events(session: Session, job_id: str) -> int:
 def ingest_job(session: Session, data: bytes = b"", status: JobStatus = JobStatus.QUEUED) -> Job:
     """A job with one pending item and its pending image, as an upload leaves them."""
     job = Job(kind=JobKind.INGEST, gallery_id=DEFAULT_GALLERY_ID, status=status)
-    image = Image(
-        gallery_id=DEFAULT_GALLERY_ID,
+    image = image_row(
         sha256=f"{abs(hash((data, id(job)))):064x}"[:64],
         object_key="x/none",
-        content_type="image/jpeg",
-        size_bytes=1,
-        width=1,
-        height=1,
-        filename="a.jpg",
     )
     session.add_all([job, image])
     session.flush()

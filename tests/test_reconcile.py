@@ -28,7 +28,7 @@ from models import (
     JobStatus,
     utcnow,
 )
-from tests.conftest import make_client
+from tests.conftest import image_row, make_client
 from workers.reconcile import reconcile
 
 Sent = list[tuple[str, list[Any], dict[str, Any]]]
@@ -111,15 +111,9 @@ def test_a_job_that_stays_stranded_fails_with_the_reason(
     sessions: sessionmaker[Session], session: Session
 ) -> None:
     job = Job(kind=JobKind.INGEST, gallery_id=DEFAULT_GALLERY_ID, status=JobStatus.RUNNING)
-    image = Image(
-        gallery_id=DEFAULT_GALLERY_ID,
+    image = image_row(
         sha256="a" * 64,
         object_key="x",
-        content_type="image/jpeg",
-        size_bytes=1,
-        width=1,
-        height=1,
-        filename="a.jpg",
     )
     session.add_all([job, image])
     session.flush()
@@ -257,15 +251,9 @@ def test_a_vector_deletion_lost_with_the_broker_is_asked_again_until_done(
     from models import VectorDeletion
     from workers.indexing import delete_vectors
 
-    image = Image(
-        gallery_id=DEFAULT_GALLERY_ID,
+    image = image_row(
         sha256="d" * 64,
         object_key="objects/gone",
-        content_type="image/jpeg",
-        size_bytes=1,
-        width=1,
-        height=1,
-        filename="a.jpg",
         status=ImageStatus.READY,
     )
     session.add(image)
