@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
-from api import auth, limits, security, text, web
+from api import auth, limits, openapi, schemas, security, text, web
 from api.context import EXTENSION, Services, close_db
 from api.docs import use_local_assets
 from api.errors import register_error_handlers
@@ -37,6 +37,9 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         # The docs page's Swagger UI (4.15, from swagger-ui-bundle) renders OpenAPI 3.0 only:
         # given 3.1 it shows nothing but a version error.
         OPENAPI_VERSION="3.0.3",
+        # Every error has the project's one body (api.errors): the document says so too.
+        HTTP_ERROR_SCHEMA=schemas.ErrorOut,
+        VALIDATION_ERROR_SCHEMA=schemas.ErrorOut,
         DESCRIPTION="Reverse face-image search: upload photos to a gallery, search it with a "
         "photo, and get ranked matches for every face. Long operations are jobs: poll "
         "`GET /v1/jobs/{id}`.",
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     install_request_log(app)
     security.install(app, settings)
     auth.install(app)
+    openapi.install(app)
     limits.install(app, settings)  # after auth: it limits per key
     text.install(app)  # after auth: refuses control characters in any text read
     register_error_handlers(app)

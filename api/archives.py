@@ -24,6 +24,7 @@ from api.jobs import (
     claim_key,
     existing_job_for_key,
     idempotency_for,
+    idempotent,
     job_after_conflict,
     job_created,
     streamed_request_fields,
@@ -154,6 +155,7 @@ def _from_store(object_key: Any) -> dict[str, Any]:
     },
 )
 @requires(Scope.WRITE)
+@idempotent
 def upload_archive() -> tuple[dict[str, Any], int, dict[str, str]]:
     settings = services().settings
     # This route alone may receive more than MAX_REQUEST_BYTES: it streams to the store.

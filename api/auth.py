@@ -13,7 +13,6 @@ gallery is answered 404, exactly as one that does not exist.
 from __future__ import annotations
 
 import hmac
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -160,50 +159,5 @@ def _check_request() -> None:
     g.principal = caller
 
 
-def _document_security(app: APIFlask, spec: dict[str, Any]) -> dict[str, Any]:
-    """Declare the bearer scheme, and on each operation whether it needs a key and which
-    scope, so the docs page's "Authorize" button works and a generated client knows."""
-    components = spec.setdefault("components", {})
-    components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "An API key: `Authorization: Bearer fsk_...`. Make one with "
-        "`facesearch keys create` or `POST /v1/keys`. Scopes: search < write < admin. "
-        f"An admin key for every gallery picks one with the `{GALLERY_HEADER}` header.",
-    }
-    for rule in app.url_map.iter_rules():
-        path = _openapi_path(rule.rule)
-        operations = spec.get("paths", {}).get(path)
-        if not operations:
-            continue
-        needed = required_scope(app, rule.endpoint)
-        for method in rule.methods or ():
-            operation = operations.get(method.lower())
-            if operation is None:
-                continue
-            if needed is None:
-                operation["security"] = []
-                continue
-            operation["security"] = [{SECURITY_SCHEME: []}]
-            operation.setdefault("responses", {}).update(
-                {
-                    "401": {"description": "No API key, or not a valid one"},
-                    "403": {"description": f"The key's scope is below {needed}"},
-                }
-            )
-            note = f"Needs an API key with the `{needed}` scope (or higher)."
-            description = operation.get("description")
-            operation["description"] = f"{description}\n\n{note}" if description else note
-    return spec
-
-
-def _openapi_path(rule: str) -> str:
-    """``/v1/images/<int:image_id>`` -> ``/v1/images/{image_id}``."""
-    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
-
-
 def install(app: APIFlask) -> None:
     app.before_request(_check_request)
-    app.spec_processor(
-        lambda spec: _document_security(app, spec) if isinstance(spec, dict) else spec
-    )

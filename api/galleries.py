@@ -12,7 +12,8 @@ from apiflask import APIBlueprint
 from sqlalchemy import func, select
 
 from api import schemas
-from api.auth import gallery_id, principal, requires
+from api.auth import gallery_id as request_gallery_id
+from api.auth import principal, requires
 from api.context import db
 from api.enqueue import send_after_commit
 from api.errors import ApiError
@@ -55,10 +56,10 @@ def _require_every_gallery(action: str) -> None:
         )
 
 
-def _visible_or_404(id_: int) -> Gallery:
-    gallery = find_gallery(db(), id_)
-    if gallery is None or (not principal().all_galleries and gallery.id != gallery_id()):
-        raise ApiError(404, f"there is no gallery {id_}", code="no_such_gallery")
+def _visible_or_404(gallery_id: int) -> Gallery:
+    gallery = find_gallery(db(), gallery_id)
+    if gallery is None or (not principal().all_galleries and gallery.id != request_gallery_id()):
+        raise ApiError(404, f"there is no gallery {gallery_id}", code="no_such_gallery")
     return gallery
 
 
@@ -93,21 +94,21 @@ def create(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
 def list_all() -> dict[str, Any]:
     galleries = list_galleries(db())
     if not principal().all_galleries:
-        galleries = [g for g in galleries if g.id == gallery_id()]
+        galleries = [g for g in galleries if g.id == request_gallery_id()]
     counts = _image_counts([g.id for g in galleries])
     return {"galleries": [serialize_gallery(g, counts.get(g.id, 0)) for g in galleries]}
 
 
-@bp.get("/<int:id_>")
+@bp.get("/<int:gallery_id>")
 @bp.output(schemas.GalleryOut)
 @bp.doc(summary="A gallery", responses={404: "No such gallery"})
 @requires(Scope.ADMIN)
-def get(id_: int) -> dict[str, Any]:
-    gallery = _visible_or_404(id_)
+def get(gallery_id: int) -> dict[str, Any]:
+    gallery = _visible_or_404(gallery_id)
     return serialize_gallery(gallery, _image_counts([gallery.id]).get(gallery.id, 0))
 
 
-@bp.delete("/<int:id_>")
+@bp.delete("/<int:gallery_id>")
 @bp.output(schemas.JobCreatedOut, status_code=202)
 @bp.doc(
     summary="Erase a gallery and everything in it",
@@ -117,9 +118,9 @@ def get(id_: int) -> dict[str, Any]:
     responses={202: "Erasure queued", 404: "No such gallery"},
 )
 @requires(Scope.ADMIN)
-def erase(id_: int) -> tuple[dict[str, Any], int, dict[str, str]]:
+def erase(gallery_id: int) -> tuple[dict[str, Any], int, dict[str, str]]:
     _require_every_gallery("erasing a gallery")
-    gallery = _visible_or_404(id_)
+    gallery = _visible_or_404(gallery_id)
     job = start_gallery_erasure(db(), gallery)
     send_after_commit(job, ERASE_GALLERY_TASK, job_id=job.id)
     log.info("gallery erasure queued", gallery=gallery.name, job_id=job.id)

@@ -18,6 +18,7 @@ from api.jobs import (
     claim_key,
     existing_job_for_key,
     idempotency_for,
+    idempotent,
     job_after_conflict,
     job_created,
 )
@@ -89,6 +90,7 @@ def _labels(given: list[str], n_files: int) -> list[str | None]:
     },
 )
 @requires(Scope.WRITE)
+@idempotent
 def upload_images(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     settings = services().settings
     files: list[FileStorage] = body["file"]

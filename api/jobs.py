@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from apiflask import APIBlueprint
 from flask import request
@@ -25,6 +25,7 @@ from services import urls
 from services.render import render_job
 
 bp = APIBlueprint("jobs", __name__, url_prefix="/v1/jobs", tag="Jobs")
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Items are listed inline for uploads; large jobs (archives) page through them instead.
 INLINE_ITEMS = 100  # = MAX_FILES_PER_REQUEST's default: a whole upload
@@ -43,6 +44,19 @@ def job_created(job: Job) -> tuple[dict[str, Any], int, dict[str, str]]:
     """The 202 answer to a request that created (or, with an Idempotency-Key, found) a job."""
     url = job_url(job.id)
     return {"job_id": job.id, "status": job.status.value, "job_url": url}, 202, {"Location": url}
+
+
+_IDEMPOTENT_ATTR = "_facesearch_idempotent"
+
+
+def idempotent(view: F) -> F:
+    """Mark a view that creates a job as reading ``Idempotency-Key`` (for the document)."""
+    setattr(view, _IDEMPOTENT_ATTR, True)
+    return view
+
+
+def accepts_idempotency_key(view: Callable[..., Any]) -> bool:
+    return bool(getattr(view, _IDEMPOTENT_ATTR, False))
 
 
 @dataclass(frozen=True)

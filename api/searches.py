@@ -19,6 +19,7 @@ from api.jobs import (
     claim_key,
     existing_job_for_key,
     idempotency_for,
+    idempotent,
     job_after_conflict,
     job_url,
 )
@@ -63,6 +64,7 @@ def search_created(search: Search) -> tuple[dict[str, Any], int, dict[str, str]]
     },
 )
 @requires(Scope.SEARCH)
+@idempotent
 def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     settings = services().settings
     file: FileStorage = body["file"]

@@ -131,7 +131,7 @@ def world(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[World
         "search_id": search.get_json()["search_id"],
         "webhook_id": webhook_id,
         "delivery_id": delivery_id,
-        "id_": str(DEFAULT_GALLERY_ID),
+        "gallery_id": str(DEFAULT_GALLERY_ID),
         "prefix": keys.spare[: len("fsk_") + 8],
         "label": "Ada Lovelace",
         "filename": "app.js",
@@ -143,7 +143,7 @@ def world(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[World
         "search_id": "00000000-0000-4000-8000-000000000001",
         "webhook_id": "00000000-0000-4000-8000-000000000002",
         "delivery_id": "00000000-0000-4000-8000-000000000003",
-        "id_": "987654",
+        "gallery_id": "987654",
         "prefix": "fsk_00000000",
         "label": "Nobody At All",
     }
@@ -314,6 +314,28 @@ def test_the_openapi_document_declares_the_scheme_on_every_operation(world: Worl
             assert operation["security"] == [], path
         else:
             assert operation["security"] == [{"ApiKey": []}], path
-            assert "401" in operation["responses"], path
+            for status in ("401", "403", "429", "503"):
+                content = operation["responses"][status]["content"]["application/json"]
+                assert content["schema"] == {"$ref": "#/components/schemas/ErrorOut"}, path
+            assert "Retry-After" in operation["responses"]["429"]["headers"], path
+            headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+            assert "Facesearch-Gallery" in headers, path
             protected += 1
     assert protected >= 25
+    creations = {
+        (path, method)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if any(p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))
+    }
+    assert creations == {
+        ("/v1/images", "post"),
+        ("/v1/searches", "post"),
+        ("/v1/archives", "post"),
+    }
+
+
+def test_the_openapi_document_is_valid(world: World) -> None:
+    from openapi_spec_validator import validate
+
+    validate(world.client.get("/openapi.json").get_json())
