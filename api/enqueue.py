@@ -7,8 +7,9 @@ from typing import Any
 from api.context import db, services
 from api.errors import ApiError
 from core.logging import get_logger
-from core.queue import queue_deliveries
+from core.queue import DELETE_VECTORS_TASK, queue_deliveries
 from models import Job, JobKind, JobStatus
+from services.erasure import Erasure, queue_vector_deletions, remove_unused_objects
 from services.jobs import close_job
 
 log = get_logger(__name__)
@@ -52,3 +53,24 @@ def send_after_commit(job: Job, task_name: str, **kwargs: Any) -> None:
                 "automatically once it is back (poll it, or retry with the same Idempotency-Key)"
             )
         raise ApiError(503, message, details={"job_id": job.id}) from exc
+
+
+def commit_erasure(erasure: Erasure) -> int:
+    """Finish an erasure the request made: the bytes no row uses any more go before the
+    commit (a store that fails rolls everything back, and the answer is 503), the vectors
+    after it (owed in the database with the erasure: the reconciler asks again for any the
+    broker did not take). Returns how many objects were deleted."""
+    session = db()
+    objects = remove_unused_objects(session, services().store, erasure.object_keys)
+    session.commit()
+    celery = services().celery
+    queue_vector_deletions(
+        lambda model_name, face_ids: celery.send_task(
+            DELETE_VECTORS_TASK,
+            args=[model_name, face_ids],
+            retry=True,
+            retry_policy=SEND_RETRY_POLICY,
+        ),
+        erasure.vectors,
+    )
+    return objects

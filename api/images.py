@@ -12,7 +12,7 @@ from werkzeug.datastructures import FileStorage
 from api import schemas
 from api.auth import gallery_id, requires
 from api.context import db, services
-from api.enqueue import finish_job_now, send_after_commit
+from api.enqueue import commit_erasure, finish_job_now, send_after_commit
 from api.errors import ApiError
 from api.jobs import (
     claim_key,
@@ -22,7 +22,6 @@ from api.jobs import (
     job_after_conflict,
     job_created,
 )
-from api.labels import commit_erasure
 from api.uploads import read_upload, status_code
 from core.logging import get_logger
 from core.queue import INGEST_TASK

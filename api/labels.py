@@ -8,19 +8,12 @@ from typing import Any
 from apiflask import APIBlueprint, Schema, fields
 
 from api.auth import gallery_id, requires
-from api.context import db, services
-from api.enqueue import SEND_RETRY_POLICY
+from api.context import db
+from api.enqueue import commit_erasure
 from api.errors import ApiError
 from core.logging import get_logger
-from core.queue import DELETE_VECTORS_TASK
-from core.storage import StorageError
 from models import Scope
-from services.erasure import (
-    Erasure,
-    erase_label,
-    queue_vector_deletions,
-    remove_unused_objects,
-)
+from services.erasure import erase_label
 
 log = get_logger(__name__)
 bp = APIBlueprint("labels", __name__, url_prefix="/v1/labels", tag="Labels")
@@ -32,34 +25,6 @@ class LabelErasedOut(Schema):
     matches = fields.Integer(metadata={"description": "stored search matches removed"})
     webhook_events = fields.Integer(metadata={"description": "stored payloads scrubbed"})
     job_items = fields.Integer(metadata={"description": "job items renamed `(erased)`"})
-
-
-def commit_erasure(erasure: Erasure) -> int:
-    """Finish an erasure the request made: the bytes no row uses any more go before the
-    commit (a store that fails leaves everything as it was: 503), the vectors after it (a
-    broker that is down leaves them to the next reindex; searches ignore them already).
-    Returns how many objects were deleted."""
-    session = db()
-    try:
-        objects = remove_unused_objects(session, services().store, erasure.object_keys)
-    except StorageError as exc:
-        session.rollback()
-        log.exception("erasure: the object store failed; nothing was erased")
-        raise ApiError(
-            503, "the object store is unavailable; nothing was erased, try again shortly"
-        ) from exc
-    session.commit()
-    celery = services().celery
-    queue_vector_deletions(
-        lambda model_name, face_ids: celery.send_task(
-            DELETE_VECTORS_TASK,
-            args=[model_name, face_ids],
-            retry=True,
-            retry_policy=SEND_RETRY_POLICY,
-        ),
-        erasure.vectors,
-    )
-    return objects
 
 
 @bp.delete("/<path:label>")

@@ -13,7 +13,7 @@ from api import create_app
 from api.context import EXTENSION
 from core.settings import Settings
 from models import Image, Job
-from tests.conftest import make_client
+from tests.conftest import image_row, make_client
 from tests.test_api import error_of, jpeg, upload
 
 
@@ -76,3 +76,22 @@ def test_a_broker_that_is_down_says_when_to_retry(
     response = upload(client, (jpeg(7), "a.jpg"))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
+
+
+def test_an_erasure_with_the_store_down_erases_nothing(
+    settings: Settings, sessions: sessionmaker[Session], session: Session
+) -> None:
+    """The bytes go before the commit: a store that fails rolls the rows back (503), so a
+    retry erases everything, and no row outlives its bytes or the other way round."""
+    image = image_row(sha256="e" * 64, object_key="objects/e", label="Ada")
+    session.add(image)
+    session.commit()
+    down = f"s3://key:secret@127.0.0.1:{closed_port()}/photos"
+    client = make_client(settings.model_copy(update={"storage_url": down}), sessions)
+    for path in ("/v1/labels/Ada", f"/v1/images/{image.id}"):
+        response = client.delete(path)
+        assert response.status_code == 503, (path, response.get_json())
+        assert response.headers["Retry-After"] == "5"
+        assert error_of(response)["details"] == {"dependency": "object store"}
+    session.expire_all()
+    assert session.get(Image, image.id) is not None
