@@ -274,3 +274,21 @@ def test_transient_errors_are_retried_longer_than_a_restart() -> None:
     assert JobTask.max_retries == ingest_images.max_retries == retries_for(total)
     assert waited(retries_for(total)) >= total > waited(retries_for(total) - 1)
     assert not ingest_images.retry_jitter  # the total is what the setting says
+
+
+def test_the_delivery_count_survives_other_messages_of_the_job(
+    sessions: sessionmaker[Session], session: Session
+) -> None:
+    """The counts are kept for the job's latest messages, in the order they came: other
+    messages of the same job between two deliveries (continuations, re-queues) do not make
+    the count of a message that keeps killing its worker start again."""
+    from workers.base import count_delivery
+
+    job = ingest_job(session)
+    limit = 3
+    admitted = []
+    for delivery in range(limit + 1):
+        for other in range(5):
+            count_delivery(sessions, job.id, f"z-other-{delivery}-{other}:0", limit)
+        admitted.append(count_delivery(sessions, job.id, "a-poison:0", limit)[0])
+    assert admitted == [True] * limit + [False]

@@ -81,10 +81,15 @@ def count_delivery(
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.status.finished:
             return True, []  # the task itself finds nothing to do
-        counts = dict(job.params.get("deliveries") or {})
-        count = int(counts.pop(message, 0)) + 1
-        counts[message] = count
-        job.params = {**job.params, "deliveries": dict(list(counts.items())[-TRACKED_MESSAGES:])}
+        # [message, count] pairs, oldest first: a list, since a JSONB object keeps no order
+        # and the oldest are the ones let go.
+        counts = [(str(m), int(n)) for m, n in job.params.get("deliveries") or []]
+        count = next((n for m, n in counts if m == message), 0) + 1
+        counts = [(m, n) for m, n in counts if m != message] + [(message, count)]
+        job.params = {
+            **job.params,
+            "deliveries": [list(pair) for pair in counts[-TRACKED_MESSAGES:]],
+        }
         if count <= max_deliveries:
             return True, []
         log.error("task dead-lettered", job_id=job_id, message=message, deliveries=count)
