@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
-from api import auth, limits, openapi, schemas, security, text, web
+from api import auth, limits, openapi, path_ids, schemas, security, text, web
 from api.context import EXTENSION, Services, close_db
 from api.docs import use_local_assets
 from api.errors import register_error_handlers
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     install_request_log(app)
     security.install(app, settings)
     auth.install(app)
+    path_ids.install(app)  # after the key check: without a key, every route answers 401
     openapi.install(app)
     limits.install(app, settings)  # after auth: it limits per key
     text.install(app)  # after auth: refuses control characters in any text read

@@ -23,7 +23,13 @@ from core.queue import ERASE_GALLERY_TASK
 from models import Gallery, Image, Scope
 from services import urls
 from services.erasure import start_gallery_erasure
-from services.galleries import GalleryError, create_gallery, find_gallery, list_galleries
+from services.galleries import (
+    GalleryError,
+    GalleryNameTakenError,
+    create_gallery,
+    find_gallery,
+    list_galleries,
+)
 
 log = get_logger(__name__)
 bp = APIBlueprint("galleries", __name__, url_prefix="/v1/galleries", tag="Galleries")
@@ -78,9 +84,10 @@ def create(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     session = db()
     try:
         gallery = create_gallery(session, body["name"])
+    except GalleryNameTakenError as exc:
+        raise ApiError(409, str(exc), code="gallery_exists") from exc
     except GalleryError as exc:
-        status = 409 if "already exists" in str(exc) else 422
-        raise ApiError(status, str(exc)) from exc
+        raise ApiError(422, str(exc)) from exc
     session.commit()
     log.info("gallery created", gallery=gallery.name, gallery_id=gallery.id)
     location = urls.gallery_url(gallery.id)

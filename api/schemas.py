@@ -129,7 +129,9 @@ class JobItemsQuery(Schema):
         metadata={"description": "only items in this status"},
     )
     cursor = fields.Integer(
-        validate=Range(min=-1), metadata={"description": "`next_cursor` of the previous page"}
+        # A position is a 32-bit column: past it, no item (and no database error).
+        validate=Range(min=-1, max=2**31 - 1),
+        metadata={"description": "`next_cursor` of the previous page"},
     )
     limit = fields.Integer(load_default=100, validate=Range(min=1, max=1000))
 

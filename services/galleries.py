@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Gallery
@@ -16,6 +17,10 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 class GalleryError(ValueError):
     """A gallery cannot be made as asked; the message says why."""
+
+
+class GalleryNameTakenError(GalleryError):
+    """Another gallery has the name (or had it, and is still being erased)."""
 
 
 def check_name(name: str) -> str:
@@ -42,11 +47,17 @@ def create_gallery(session: Session, name: str) -> Gallery:
     """Make a gallery (flushed, not committed). A name in use is refused, also while the
     gallery that had it is still being erased."""
     check_name(name)
+    taken = GalleryNameTakenError(f"a gallery named {name!r} already exists")
     if session.scalar(select(Gallery.id).where(Gallery.name == name)) is not None:
-        raise GalleryError(f"a gallery named {name!r} already exists")
+        raise taken
     gallery = Gallery(name=name)
-    session.add(gallery)
-    session.flush()
+    try:
+        # In a savepoint: a request making the same name at the same moment wins the unique
+        # constraint, and this one is told so, with the caller's transaction intact.
+        with session.begin_nested():
+            session.add(gallery)
+    except IntegrityError as exc:
+        raise taken from exc
     return gallery
 
 
