@@ -14,6 +14,7 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import ApiKey, Gallery, Scope, utcnow
@@ -50,19 +51,22 @@ def create_key(
     if gallery is not None and gallery.erasing_since is not None:
         raise KeyRequestError(f"gallery {gallery.name!r} is being erased")
     while True:
+        # 32 bits of prefix: a collision is rare, but it must not fail the request. The
+        # unique constraint decides (in a savepoint), also against a key made this moment.
         key, prefix = new_key()
-        if session.scalar(select(ApiKey.id).where(ApiKey.prefix == prefix)) is None:
-            break  # 32 bits of prefix: a collision is rare, but it must not fail the request
-    row = ApiKey(
-        prefix=prefix,
-        key_hash=hash_key(key),
-        name=name,
-        scope=scope,
-        gallery_id=gallery.id if gallery is not None else None,
-    )
-    session.add(row)
-    session.flush()
-    return row, key
+        row = ApiKey(
+            prefix=prefix,
+            key_hash=hash_key(key),
+            name=name,
+            scope=scope,
+            gallery_id=gallery.id if gallery is not None else None,
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            continue
+        return row, key
 
 
 def authenticate(session: Session, presented: str) -> ApiKey | None:

@@ -205,3 +205,19 @@ def test_keys_from_the_command_line(env: Path) -> None:
     assert every.exit_code == 0
     assert "every gallery" in every.output
     app.extensions["facesearch"].close()
+
+
+def test_a_prefix_already_taken_is_drawn_again(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models import Gallery
+    from services import keys
+
+    gallery = session.get_one(Gallery, DEFAULT_GALLERY_ID)
+    first, _ = keys.create_key(session, scope=Scope.SEARCH, gallery=gallery)
+    drawn = iter([("fsk_" + first.prefix + "_" + "A" * 43, first.prefix), keys.new_key()])
+    monkeypatch.setattr(keys, "new_key", lambda: next(drawn))
+    second, key = keys.create_key(session, scope=Scope.SEARCH, gallery=gallery)
+    assert second.prefix != first.prefix
+    assert key.startswith(f"fsk_{second.prefix}_")
+    assert keys.authenticate(session, key) is second
