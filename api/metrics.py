@@ -19,7 +19,7 @@ from api.context import Services
 from api.errors import ApiError
 from core.logging import get_logger
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS, StateCollector, render
-from core.queue import INDEX_QUEUE, PIPELINE_QUEUE
+from core.queue import QUEUES
 from models import Face, Image, Job, Scope
 from models.db import session_scope
 
@@ -74,12 +74,12 @@ def _queue_rows(services: Services) -> list[Row]:
     depths: dict[str, int] = {}
     if settings.filesystem_broker:
         folder = settings.broker_folder / "queue"
-        for queue in (PIPELINE_QUEUE, INDEX_QUEUE):
+        for queue in QUEUES:
             depths[queue] = sum(1 for _ in folder.glob(f"*.{queue}.msg"))
     elif settings.broker_url.startswith(("redis://", "rediss://")):
         with services.celery.connection_for_read() as connection:
             client = connection.default_channel.client
-            for queue in (PIPELINE_QUEUE, INDEX_QUEUE):
+            for queue in QUEUES:
                 depths[queue] = int(client.llen(queue))
     return [
         ("queue_depth", "Tasks waiting in each queue", {"queue": q}, n) for q, n in depths.items()

@@ -15,6 +15,7 @@ from cli.search import KEY_HELP
 from cli.search import search as search_command
 from cli.webhooks import webhooks as webhooks_command
 from core.settings import get_settings
+from workers.roles import ProcessSpec, Role
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,8 +138,26 @@ def _multiprocess_metrics() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", "processes", default=2, show_default=True, type=int)
-def serve(host: str, port: int, processes: int) -> None:
+@click.option(
+    "--threads",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Threads per process. Up to API_MAX_WAITERS of them may wait on jobs (Prefer: wait, "
+    "?wait=N); at least 16 are kept for every other request.",
+)
+def serve(host: str, port: int, processes: int, threads: int) -> None:
     """Run the HTTP API under gunicorn."""
+    # A thread that waits on a job sleeps on an event and holds no database connection:
+    # threads are cheap, so each process has many, and the waiters may take only some of
+    # them (README, "Answers without polling", measured by scripts/bench_waiters.py).
+    free_threads = 16
+    waiters = get_settings().api_max_waiters
+    if waiters > threads - free_threads:
+        raise click.UsageError(
+            f"API_MAX_WAITERS={waiters} would leave fewer than {free_threads} of the "
+            f"{threads} threads per process for other requests: lower it or raise --threads"
+        )
     _multiprocess_metrics()
     args = [
         sys.executable,
@@ -150,7 +169,7 @@ def serve(host: str, port: int, processes: int) -> None:
         "--workers",
         str(processes),
         "--threads",
-        "4",
+        str(threads),
         "--timeout",
         "120",
         # No access log: the app writes one structured line per request (api/request_log.py).
@@ -160,48 +179,100 @@ def serve(host: str, port: int, processes: int) -> None:
 
 @cli.command()
 @click.option(
-    "--queues",
-    default="pipeline,index",
+    "--role",
+    type=click.Choice([role.value for role in Role]),
+    default=Role.AUTO.value,
     show_default=True,
-    help="Comma-separated queues. Exactly one worker may consume 'index'.",
+    help="auto: one process per workload (search, ingest, io, index) as the mode needs; "
+    "all: every queue in one process (searches then wait behind bulk work); "
+    "or one role, for a deployment that runs each on its own.",
+)
+@click.option(
+    "--queues",
+    default=None,
+    help="Consume exactly these comma-separated queues in one process (search, ingest, io, "
+    "index) instead of a role's.",
 )
 @click.option(
     "--concurrency",
     default=None,
     type=int,
-    help="Processes (default: 1 with an embedded index, else the CPU count).",
+    help="Tasks at once (default: 1 with the model or the index, 8 threads for io).",
 )
 @click.option(
     "--pool",
     default=None,
     type=click.Choice(["solo", "prefork", "threads"]),
-    help="Default: solo with an embedded index, else prefork.",
+    help="Default: solo with the model or the index, threads for io.",
 )
-def worker(queues: str, concurrency: int | None, pool: str | None) -> None:
-    """Run a Celery worker (face pipeline, searches and/or the index writer)."""
+def worker(role: str, queues: str | None, concurrency: int | None, pool: str | None) -> None:
+    """Run the workers: searches, bulk ingest, I/O (webhooks) and the index writer."""
+    from workers.roles import WorkerConfigError, auto_layout, plan_process  # noqa: PLC0415
+
     settings = get_settings()
-    if settings.embedded_index and "index" in queues.split(","):
-        # milvus-lite admits one process per path: the worker must be one process.
-        pool = pool or "solo"
-    pool = pool or "prefork"
-    if pool == "prefork":
+    chosen = Role(role)
+    try:
+        if chosen is Role.AUTO and not queues:
+            if pool or concurrency:
+                raise WorkerConfigError(
+                    "--pool and --concurrency apply to one process: give --role or --queues"
+                )
+            from workers.supervisor import supervise  # noqa: PLC0415
+
+            raise SystemExit(supervise(auto_layout(embedded_index=settings.embedded_index)))
+        spec = plan_process(
+            Role.ALL if chosen is Role.AUTO else chosen,
+            queues=queues,
+            pool=pool,
+            concurrency=concurrency,
+            embedded_index=settings.embedded_index,
+        )
+    except WorkerConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    _run_worker_process(spec)
+
+
+def _run_worker_process(spec: ProcessSpec) -> None:
+    settings = get_settings()
+    writer_lock = None
+    if spec.writes_index:
+        from workers.runtime import get_engine  # noqa: PLC0415
+        from workers.writer_lock import IndexWriterTakenError, acquire_writer_lock  # noqa: PLC0415
+
+        try:
+            # Held for the life of this process (its connection holds it).
+            writer_lock = acquire_writer_lock(
+                get_engine(), wait_s=settings.index_writer_lock_wait_s
+            )
+        except IndexWriterTakenError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if spec.pool == "prefork":
         _multiprocess_metrics()  # before the metrics module is imported below
+    # Read by workers.celery_app: whether this process loads the face pipeline.
+    os.environ["FACESEARCH_WORKER_QUEUES"] = ",".join(spec.queues)
     from workers.celery_app import celery_app  # noqa: PLC0415
 
     argv = [
         "worker",
         "--queues",
-        queues,
+        ",".join(spec.queues),
         "--pool",
-        pool,
+        spec.pool,
         "--loglevel",
         settings.log_level,
         "--without-gossip",
         "--without-mingle",
+        # Named by role, so Flower and the logs tell the processes of one host apart.
+        "--hostname",
+        f"{spec.name.replace('+', '-')}@%h",
     ]
-    if concurrency:
-        argv += ["--concurrency", str(concurrency)]
-    celery_app.worker_main(argv)
+    if spec.concurrency and spec.pool != "solo":
+        argv += ["--concurrency", str(spec.concurrency)]
+    try:
+        celery_app.worker_main(argv)
+    finally:
+        if writer_lock is not None:
+            writer_lock.release()
 
 
 @cli.command()

@@ -17,11 +17,22 @@ from core.settings import Settings, get_settings
 
 log = get_logger(__name__)
 
-# Two queues: the pipeline (detection, embedding, search: any number of workers, GPU or CPU)
-# and the index writer (exactly one consumer, because Milvus lost rows under concurrent
-# writers in our measurements, FACTS.md).
-PIPELINE_QUEUE = "pipeline"
+# Queues by workload, so that no kind of work waits behind another (README, "Workers"):
+# - search: interactive searches, consumed by a process of its own, so a search never waits
+#   behind an archive run (up to ARCHIVE_TASK_BUDGET_S) or a batch of uploads;
+# - ingest: bulk work with the face pipeline (uploads, archives);
+# - io: webhook deliveries, erasure, purges and reconciling: no model, so its worker never
+#   loads TensorFlow and stays light;
+# - index: the index writer, exactly one consumer (Milvus lost rows under concurrent writers in
+#   our measurements, FACTS.md; ``workers.writer_lock`` enforces it).
+SEARCH_QUEUE = "search"
+INGEST_QUEUE = "ingest"
+IO_QUEUE = "io"
 INDEX_QUEUE = "index"
+QUEUES = (SEARCH_QUEUE, INGEST_QUEUE, IO_QUEUE, INDEX_QUEUE)
+# Before the split, everything but the index shared this queue; the ingest role still drains
+# it, so messages queued before an upgrade are not stranded.
+LEGACY_PIPELINE_QUEUE = "pipeline"
 
 INGEST_TASK = "facesearch.ingest_images"
 SEARCH_TASK = "facesearch.run_search"
@@ -33,21 +44,23 @@ ARCHIVE_TASK = "facesearch.ingest_archive"
 ERASE_GALLERY_TASK = "facesearch.erase_gallery"
 # Purging searches past SEARCH_RETENTION_DAYS: run by Celery beat (`facesearch beat`).
 PURGE_SEARCHES_TASK = "facesearch.purge_expired_searches"
-# Webhook deliveries share the pipeline queue: they are short (bounded by timeouts) and
-# need no model, so any worker can send them.
+# Re-queuing or failing stranded jobs (workers.reconcile), by beat.
+RECONCILE_TASK = "facesearch.reconcile"
 DELIVER_WEBHOOK_TASK = "facesearch.deliver_webhook"
 
-ROUTES = {
-    INGEST_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
-    SEARCH_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
-    INDEX_TASK: {"queue": INDEX_QUEUE, "routing_key": INDEX_QUEUE},
-    DELETE_VECTORS_TASK: {"queue": INDEX_QUEUE, "routing_key": INDEX_QUEUE},
-    REINDEX_TASK: {"queue": INDEX_QUEUE, "routing_key": INDEX_QUEUE},
-    ARCHIVE_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
-    DELIVER_WEBHOOK_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
-    ERASE_GALLERY_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
-    PURGE_SEARCHES_TASK: {"queue": PIPELINE_QUEUE, "routing_key": PIPELINE_QUEUE},
+QUEUE_OF_TASK = {
+    SEARCH_TASK: SEARCH_QUEUE,
+    INGEST_TASK: INGEST_QUEUE,
+    ARCHIVE_TASK: INGEST_QUEUE,
+    INDEX_TASK: INDEX_QUEUE,
+    DELETE_VECTORS_TASK: INDEX_QUEUE,
+    REINDEX_TASK: INDEX_QUEUE,
+    DELIVER_WEBHOOK_TASK: IO_QUEUE,
+    ERASE_GALLERY_TASK: IO_QUEUE,
+    PURGE_SEARCHES_TASK: IO_QUEUE,
+    RECONCILE_TASK: IO_QUEUE,
 }
+ROUTES = {task: {"queue": queue, "routing_key": queue} for task, queue in QUEUE_OF_TASK.items()}
 
 
 def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -95,15 +108,17 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_s,
         task_soft_time_limit=settings.task_time_limit_s - 5,
-        # Each queue with its own exchange and key: left implicit, both bind to the default
-        # exchange and key, and an index task would reach the pipeline queue too.
+        # Each queue with its own exchange and key: left implicit, all bind to the default
+        # exchange and key, and an index task would reach the other queues too.
         task_queues=[
             Queue(name, Exchange(name, type="direct"), routing_key=name)
-            for name in (PIPELINE_QUEUE, INDEX_QUEUE)
+            for name in (*QUEUES, LEGACY_PIPELINE_QUEUE)
         ],
-        task_default_queue=PIPELINE_QUEUE,
-        task_default_exchange=PIPELINE_QUEUE,
-        task_default_routing_key=PIPELINE_QUEUE,
+        # Every task is routed explicitly (ROUTES); anything else goes where a worker with
+        # the model will take it.
+        task_default_queue=INGEST_QUEUE,
+        task_default_exchange=INGEST_QUEUE,
+        task_default_routing_key=INGEST_QUEUE,
         task_routes=ROUTES,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     # "https://app.example.org". Empty: no CORS headers at all.
     cors_origins: str = ""
 
+    # Requests of one API process that may wait on a job at once (`Prefer: wait=N` on a
+    # search, `GET /v1/jobs/{id}?wait=N`); one past it is answered at once, as if it had not
+    # asked. It must leave threads for every other request: `facesearch serve` refuses it
+    # unless it is at most its `--threads` less 16.
+    api_max_waiters: int = Field(default=48, ge=0)
+
     # GET /metrics answers an admin key, or this token (for a Prometheus scraper that should
     # hold no key): `Authorization: Bearer <METRICS_TOKEN>`. Empty: admin keys only.
     metrics_token: str = ""
@@ -147,6 +153,9 @@ class Settings(BaseSettings):
     # A worker serves its Prometheus metrics here (0: off). Loopback unless told otherwise.
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
+    # A second index worker waits this long for the first to let go of the index (a
+    # redeploy's overlap), then refuses to start (workers.writer_lock).
+    index_writer_lock_wait_s: float = Field(default=60.0, ge=0)
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a terminal

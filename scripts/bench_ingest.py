@@ -215,14 +215,15 @@ def stack(folder: Path, s3_endpoint: str, redis_db: int, pipeline_workers: int) 
         wait_port(api_port, api, "the API")
         key = make_key(database_url)
         result = Stack(url=f"http://127.0.0.1:{api_port}", env=env, api=api, key=key)
-        # One worker owns the index queue (one Milvus writer); the others run the pipeline.
+        # One worker owns every queue, the index writer's included (one Milvus writer); the
+        # others run the bulk pipeline.
         for n in range(pipeline_workers):
-            queues = "pipeline,index" if n == 0 else "pipeline"
+            role = "all" if n == 0 else "ingest"
             log_path = folder / f"worker{n}.log"
             log = log_path.open("wb")
             cleanup.callback(log.close)
             worker = subprocess.Popen(
-                [PYTHON, "-m", "cli.main", "worker", "--queues", queues, "--pool", "solo"],
+                [PYTHON, "-m", "cli.main", "worker", "--role", role],
                 env={**env, "LOG_LEVEL": "INFO"},
                 cwd=PROJECT_ROOT,
                 stdout=log,

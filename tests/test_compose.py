@@ -28,10 +28,11 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 SCHEMA_FILE = Path(__file__).parent / "data" / "compose-spec.json"
 
-CELERY_APP = "workers.celery_app:celery_app"
 INFRA_WITH_HEALTHCHECK = ("postgres", "redis", "minio", "milvus", "milvus-etcd", "milvus-minio")
-APP_SERVICES = ("migrate", "api", "worker", "worker-cpu", "indexer")
-PIPELINE_WORKERS = ("worker", "worker-cpu")
+APP_SERVICES = ("migrate", "api", "worker", "worker-cpu", "searcher", "io-worker", "indexer")
+# The workers that load the face pipeline (and so mount the weights).
+PIPELINE_WORKERS = ("worker", "worker-cpu", "searcher")
+WORKERS = (*PIPELINE_WORKERS, "io-worker", "indexer")
 ONE_SHOT = ("migrate", "minio-init")
 EXPECTED_SERVICES = {
     *INFRA_WITH_HEALTHCHECK,
@@ -134,8 +135,15 @@ def _option(argv: list[str], *names: str) -> str | None:
 
 
 def _queues(service: dict[str, Any]) -> set[str]:
-    value = _option(_command(service), "-Q", "--queues")
-    return set(value.split(",")) if value else set()
+    """The queues a worker service consumes: its `--queues`, or its `--role`'s."""
+    from workers.roles import ROLE_QUEUES, Role
+
+    argv = _command(service)
+    value = _option(argv, "-Q", "--queues")
+    if value:
+        return set(value.split(","))
+    role = _option(argv, "--role")
+    return set(ROLE_QUEUES[Role(role)]) if role else set()
 
 
 def _depends_on(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -279,6 +287,8 @@ def test_app_services_are_built_from_the_one_dockerfile(
         "api": "cpu",
         "worker": "gpu",
         "worker-cpu": "cpu",
+        "searcher": "cpu",
+        "io-worker": "cpu",
         "indexer": "cpu",
     }
     # Two variants, two tags: a CPU build must never overwrite the GPU image or back.
@@ -295,7 +305,7 @@ def test_migrate_is_a_one_shot_that_everything_waits_for(
     assert "facesearch models pull" in command
     assert migrate["restart"] == "no"
     assert services["minio-init"]["restart"] == "no"
-    for name in ("api", *PIPELINE_WORKERS, "indexer"):
+    for name in ("api", *WORKERS):
         deps = _depends_on(services[name])
         assert deps["migrate"]["condition"] == "service_completed_successfully", name
         assert deps["postgres"]["condition"] == "service_healthy", name
@@ -314,14 +324,20 @@ def test_api_runs_under_gunicorn(services: dict[str, dict[str, Any]]) -> None:
     assert _option(argv, "-b", "--bind") == "0.0.0.0:8000"
 
 
-def test_pipeline_workers(services: dict[str, dict[str, Any]]) -> None:
-    for name in PIPELINE_WORKERS:
+def test_workers_by_workload(services: dict[str, dict[str, Any]]) -> None:
+    """Searches, bulk ingest, I/O and index writes each have a service (README, "Workers")."""
+    for name in WORKERS:
         argv = _command(services[name])
-        assert argv[:4] == ["celery", "-A", CELERY_APP, "worker"], name
-        assert _queues(services[name]) == {"pipeline"}, name
-        assert 1 <= int(_option(argv, "-c", "--concurrency") or 0) <= 4, name
-        assert "%h" in (_option(argv, "-n", "--hostname") or ""), "scaled replicas need own names"
-        assert "container_name" not in services[name], f"{name} must stay scalable"
+        assert argv[:2] == ["facesearch", "worker"], name
+        assert _option(argv, "--role"), f"{name} must say its role"
+        assert "container_name" not in services[name] or name == "indexer", name
+    assert _queues(services["worker"]) == _queues(services["worker-cpu"]) >= {"ingest"}
+    assert _queues(services["searcher"]) == {"search"}
+    assert _queues(services["io-worker"]) == {"io"}
+    consumed = set().union(*(_queues(services[name]) for name in WORKERS))
+    assert consumed >= {"search", "ingest", "io", "index"}
+    # The light worker has no weights to mount: it never loads TensorFlow.
+    assert "volumes" not in services["io-worker"]
     assert services["worker-cpu"]["profiles"] == ["cpu"]
     assert "profiles" not in services["worker"]
 
@@ -340,9 +356,8 @@ def test_exactly_one_index_writer(services: dict[str, dict[str, Any]]) -> None:
     assert consumers == ["indexer"]
     indexer = services["indexer"]
     argv = _command(indexer)
-    assert argv[:4] == ["celery", "-A", CELERY_APP, "worker"]
+    assert argv == ["facesearch", "worker", "--role", "index"]  # solo, one task at a time
     assert _queues(indexer) == {"index"}
-    assert _option(argv, "-c", "--concurrency") == "1"
     assert indexer.get("deploy", {}).get("replicas", 1) == 1
     assert "scale" not in indexer
     # A fixed container name makes `--scale indexer=2` fail instead of adding a second writer.

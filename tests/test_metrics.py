@@ -59,8 +59,9 @@ def test_jobs_images_and_queue_depth_come_from_the_record(client: FlaskClient) -
     metrics = samples(client)
     assert value(metrics, "facesearch_jobs", kind="ingest", status="queued") == 1
     assert value(metrics, "facesearch_images", status="pending") == 1
-    assert value(metrics, "facesearch_queue_depth", queue="pipeline") == 1
-    assert value(metrics, "facesearch_queue_depth", queue="index") == 0
+    assert value(metrics, "facesearch_queue_depth", queue="ingest") == 1
+    for queue in ("search", "io", "index"):
+        assert value(metrics, "facesearch_queue_depth", queue=queue) == 0
 
 
 def test_metrics_is_in_the_openapi_document(client: FlaskClient) -> None:

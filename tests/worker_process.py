@@ -23,20 +23,27 @@ READY_TIMEOUT_S = 120
 JOB_TIMEOUT_S = 180
 
 
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """`facesearch worker --pool solo` with ``env``, logging to ``log_path`` (appended, so a
-    second worker of the same test keeps the first one's lines), once it says it is ready."""
+def start_worker(
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    args: tuple[str, ...] = ("--role", "all"),
+    ready: int = 1,
+) -> subprocess.Popen[bytes]:
+    """`facesearch worker --role all` (every queue in one process) with ``env``, logging to
+    ``log_path`` (appended, so a second worker of the same test keeps the first one's lines),
+    once ``ready`` of its Celery processes say they are ready."""
     start = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker", "--pool", "solo"],
+            [sys.executable, "-m", "cli.main", "worker", *args],
             env=env,
             cwd=PROJECT_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while b"ready." not in log_path.read_bytes()[start:]:
+    while log_path.read_bytes()[start:].count(b"ready.") < ready:
         if worker.poll() is not None or time.monotonic() > deadline:
             stop_worker(worker)
             pytest.fail("worker not ready: " + log_path.read_text()[-3000:])

@@ -1,12 +1,13 @@
 """The worker side of the Celery app: the tasks, and the per-process model loading.
 
 Run a worker with ``facesearch worker`` or
-``celery -A workers.celery_app:celery_app worker -Q pipeline,index``.
+``celery -A workers.celery_app:celery_app worker -Q search`` (one role per process, README).
 Each task is a thin wrapper that hands its ids to a plain function (tested directly).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ from core.queue import (
     INDEX_TASK,
     INGEST_TASK,
     PURGE_SEARCHES_TASK,
+    RECONCILE_TASK,
     REINDEX_TASK,
     SEARCH_TASK,
     make_celery,
@@ -30,7 +32,7 @@ from core.queue import (
 from core.settings import get_settings
 from workers import runtime
 from workers.base import TRANSIENT_ERRORS, JobTask
-from workers.reconcile import RECONCILE_TASK
+from workers.roles import PIPELINE_QUEUES
 from workers.webhooks import (
     DeliveryPolicy,
     attempt_delivery,
@@ -233,7 +235,23 @@ def deliver_webhook(*, delivery_id: str, attempt: int, not_before: float | None 
         _schedule_delivery(delivery_id, attempt + 1, time.time() + delay)
 
 
+def _consumes_pipeline_queues() -> bool:
+    """Whether this process takes tasks that run the face pipeline. `facesearch worker` says
+    which queues it consumes; a worker started some other way loads the model to be safe.
+    The io role never loads it: TensorFlow costs a GB and seconds it would never use."""
+    queues = os.environ.get("FACESEARCH_WORKER_QUEUES")
+    if queues is None:
+        return True
+    return bool(PIPELINE_QUEUES.intersection(queues.split(",")))
+
+
 def _load_models() -> None:
+    if not _consumes_pipeline_queues():
+        log.info(
+            "worker: no face pipeline in this process",
+            queues=os.environ.get("FACESEARCH_WORKER_QUEUES"),
+        )
+        return
     pipeline = runtime.get_pipeline()
     MODEL_LOAD_SECONDS.labels(pipeline.model_name).set(pipeline.load_seconds or 0.0)
     log.info(

@@ -60,8 +60,6 @@ log = get_logger(__name__)
 SendTask = Callable[[str, list[Any], dict[str, Any]], None]
 SendDeliveries = Callable[[list[str]], None]
 
-# Sent by Celery beat; on the default (pipeline) queue, which every worker consumes.
-RECONCILE_TASK = "facesearch.reconcile"
 TASK_OF_KIND = {
     JobKind.INGEST: INGEST_TASK,
     JobKind.ARCHIVE: ARCHIVE_TASK,
