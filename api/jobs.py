@@ -19,6 +19,7 @@ from api import schemas
 from api.auth import gallery_id, principal, requires
 from api.context import db, services
 from api.errors import ApiError
+from api.waiting import wait_for_job
 from models import Job, JobItem, JobKind, Scope
 from models.base import utcnow
 from services import urls
@@ -213,11 +214,22 @@ def serialize_job(job: Job, *, with_items: bool = True) -> dict[str, Any]:
 
 
 @bp.get("/<job_id>")
+@bp.input(schemas.JobWaitQuery, location="query", arg_name="query")
 @bp.output(schemas.JobOut)
-@bp.doc(summary="A job's status, progress and result", responses={404: "No such job"})
+@bp.doc(
+    summary="A job's status, progress and result",
+    description="With `wait=N`: a long poll. The answer comes as soon as the job has ended, "
+    "or after N seconds with its state then; instead of polling every second.",
+    responses={404: "No such job"},
+)
 @requires(Scope.SEARCH)
-def get_job(job_id: str) -> dict[str, Any]:
-    return serialize_job(job_or_404(job_id))
+def get_job(job_id: str, query: dict[str, Any]) -> dict[str, Any]:
+    job = job_or_404(job_id)
+    wait_s: int | None = query.get("wait")
+    if wait_s and not job.status.finished:
+        wait_for_job(job.id, wait_s)  # closes the session: the job is read again below
+        job = job_or_404(job_id)
+    return serialize_job(job)
 
 
 def job_or_404(job_id: str, *, lock: bool = False) -> Job:

@@ -8,8 +8,9 @@ operation from the app's own rules, so the document describes what the API does:
   (with ``Retry-After``: the database or the object store is down); and 422 for text with
   control characters (``api.text``), on every operation;
 - every tag once (several blueprints share one);
-- the headers an operation reads: ``Facesearch-Gallery`` on protected operations and
-  ``Idempotency-Key`` on those that create a job (``api.jobs.accepts_idempotency_key``).
+- the headers an operation reads: ``Facesearch-Gallery`` on protected operations,
+  ``Idempotency-Key`` on those that create a job (``api.jobs.accepts_idempotency_key``) and
+  ``Prefer`` on those that may wait for their job (``api.waiting.reads_prefer_wait``).
 
 Every error answer has the project's one error body (``schemas.ErrorOut``; APIFlask's own
 error answers use it too, see ``HTTP_ERROR_SCHEMA`` in ``create_app``).
@@ -24,6 +25,8 @@ from apiflask import APIFlask
 
 from api.auth import GALLERY_HEADER, SECURITY_SCHEME, required_scope
 from api.jobs import IDEMPOTENCY_HEADER, MAX_IDEMPOTENCY_KEY, accepts_idempotency_key
+from api.waiting import PREFER, reads_prefer_wait
+from core.notify import MAX_WAIT_S
 
 ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
 RETRY_AFTER = {
@@ -48,6 +51,16 @@ IDEMPOTENCY_PARAMETER = {
     "first one made (the same key with a different request: 422; while the first is not yet "
     "committed: 409). Keys expire after IDEMPOTENCY_KEY_TTL_S (24 h).",
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+}
+
+PREFER_PARAMETER = {
+    "name": PREFER,
+    "in": "header",
+    "required": False,
+    "description": f"RFC 7240. `wait=N`: wait up to N seconds (at most {MAX_WAIT_S}; more is "
+    "taken as the most) for the job to end, and answer with its result if it does. "
+    "Other preferences, and a `wait` that is not a whole number of seconds, are ignored.",
+    "schema": {"type": "string"},
 }
 
 
@@ -107,6 +120,8 @@ def document(app: APIFlask, spec: dict[str, Any]) -> dict[str, Any]:
             responses.setdefault("422", _error("Text with a control character, or bad input"))
             if accepts_idempotency_key(view):
                 _add_parameter(operation, IDEMPOTENCY_PARAMETER)
+            if reads_prefer_wait(view):
+                _add_parameter(operation, PREFER_PARAMETER)
             if needed is None:
                 operation["security"] = []
                 continue

@@ -123,6 +123,16 @@ class JobOut(Schema):
     )
 
 
+class JobWaitQuery(Schema):
+    wait = fields.Integer(
+        validate=Range(min=0, max=30),  # = core.notify.MAX_WAIT_S
+        metadata={
+            "description": "long poll: answer as soon as the job has ended, or after this many "
+            "seconds (at most 30) with its state then"
+        },
+    )
+
+
 class JobItemsQuery(Schema):
     status = fields.String(
         validate=OneOf(["pending", "succeeded", "failed", "skipped"]),
@@ -204,6 +214,12 @@ class SearchOut(Schema):
     job_url = fields.String()
     query = fields.Dict(metadata={"description": "width, height and image_url of the query"})
     faces = fields.List(fields.Nested(SearchFaceOut))
+
+
+class SearchWaitedOut(SearchOut):
+    callback_secret = fields.String(
+        metadata={"description": "with a callback_url: the secret that signs its delivery"}
+    )
 
 
 # --- webhooks -------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import Response, request
+from flask import Response, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import FileStorage
@@ -14,7 +14,7 @@ from api import schemas
 from api.auth import gallery_id, requires
 from api.context import db, services
 from api.enqueue import send_after_commit
-from api.errors import ApiError
+from api.errors import DATABASE_DOWN, ApiError
 from api.jobs import (
     claim_key,
     existing_job_for_key,
@@ -24,6 +24,13 @@ from api.jobs import (
     job_url,
 )
 from api.uploads import read_upload, status_code
+from api.waiting import (
+    PREFER,
+    PREFERENCE_APPLIED,
+    honours_prefer_wait,
+    preferred_wait,
+    wait_for_job,
+)
 from api.webhooks import check_webhook_url
 from core.logging import get_logger
 from core.queue import SEARCH_TASK
@@ -37,16 +44,87 @@ log = get_logger(__name__)
 bp = APIBlueprint("searches", __name__, url_prefix="/v1/searches", tag="Searches")
 
 
-def search_created(search: Search) -> tuple[dict[str, Any], int, dict[str, str]]:
+WAIT_APPLIED_HEADER: dict[str, Any] = {
+    "description": "`wait=N` when the request's `Prefer: wait=N` was honoured (N clamped to 30)",
+    "schema": {"type": "string"},
+}
+VARY_HEADER: dict[str, Any] = {
+    "description": "`Prefer`: the answer depends on it",
+    "schema": {"type": "string"},
+}
+ERROR_CONTENT: dict[str, dict[str, Any]] = {"application/json": {"schema": schemas.ErrorOut}}
+Answer = tuple[dict[str, Any], int, dict[str, str]] | Response
+
+
+def search_created(search: Search, **extra: str) -> Answer:
+    """The answer to a request that made (or, by its Idempotency-Key, found) ``search``:
+    202 with its URLs; with ``Prefer: wait=N``, 200 with the search itself if it ends in time.
+    ``extra`` fields (the callback secret) are in either answer."""
     url = job_url(search.job_id)
-    body = {
+    body: dict[str, Any] = {
         "job_id": search.job_id,
         "search_id": search.id,
         "status": search.status.value,
         "job_url": url,
         "search_url": urls.search_url(search.id),
+        **extra,
     }
-    return body, 202, {"Location": url}
+    # The answer depends on Prefer (RFC 7240 section 2): a cache must know.
+    headers = {"Location": url, "Vary": PREFER}
+    wait_s = preferred_wait()
+    if not wait_s:
+        return body, 202, headers
+    search_id = search.id
+    if not search.status.finished:
+        try:
+            ended = wait_for_job(search.job_id, wait_s)
+        except DATABASE_DOWN:
+            # The search exists: a 503 would have the client make it again. Poll instead.
+            return body, 202, headers
+        if ended is None:  # this process has its most waiters: answered as without Prefer
+            return body, 202, headers
+        found = db().get(Search, search_id)
+        if found is None:  # erased meanwhile
+            return body, 202, headers
+        search = found
+    headers[PREFERENCE_APPLIED] = f"wait={wait_s}"
+    if not search.status.finished:
+        return {**body, "status": search.status.value}, 202, headers
+    response = jsonify(schemas.SearchWaitedOut().dump({**render_search(search), **extra}))
+    response.headers.update(headers)
+    del response.headers["Location"]  # 200: the body is the search, at Content-Location
+    response.headers["Content-Location"] = urls.search_url(search_id)
+    return response
+
+
+CREATE_RESPONSES: dict[int | str, dict[str, str | dict[str, dict[str, Any]]]] = {
+    200: {
+        "description": "With `Prefer: wait=N`: the search ended within N seconds "
+        "(succeeded or failed); the body is the search, as `GET search_url` has it",
+        "content": {"application/json": {"schema": schemas.SearchWaitedOut}},
+        "headers": {
+            PREFERENCE_APPLIED: WAIT_APPLIED_HEADER,
+            "Content-Location": {
+                "description": "the search's URL",
+                "schema": {"type": "string"},
+            },
+            "Vary": VARY_HEADER,
+        },
+    },
+    202: {
+        "description": "Accepted: a search job was created (with `Prefer: wait=N`: it "
+        "had not ended after N seconds, or this server already had its most waiters, "
+        "in which case `Preference-Applied` is absent)",
+        "headers": {
+            "Location": {"description": "the job's URL", "schema": {"type": "string"}},
+            PREFERENCE_APPLIED: WAIT_APPLIED_HEADER,
+            "Vary": VARY_HEADER,
+        },
+    },
+    413: {"description": "The file is too large", "content": ERROR_CONTENT},
+    415: {"description": "Not an image / unsupported format", "content": ERROR_CONTENT},
+    422: {"description": "Invalid input", "content": ERROR_CONTENT},
+}
 
 
 @bp.post("")
@@ -55,17 +133,15 @@ def search_created(search: Search) -> tuple[dict[str, Any], int, dict[str, str]]
 @bp.doc(
     summary="Search the gallery with a photo",
     description="Queues a search: every face in the photo is matched against the gallery. "
-    "Poll the job at `Location`, then read `search_url`.",
-    responses={
-        202: "Accepted: a search job was created",
-        413: "The file is too large",
-        415: "Not an image / unsupported format",
-        422: "Invalid input",
-    },
+    "Poll the job at `Location`, then read `search_url`. Or send `Prefer: wait=N` (RFC 7240; "
+    "N seconds, at most 30): if the search ends within N seconds the answer is 200 with the "
+    "search itself (`Preference-Applied: wait=N`), else the usual 202.",
+    responses=CREATE_RESPONSES,
 )
 @requires(Scope.SEARCH)
 @idempotent
-def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+@honours_prefer_wait
+def create_search(body: dict[str, Any]) -> Answer:
     settings = services().settings
     file: FileStorage = body["file"]
     top_k = body.get("top_k") or settings.default_top_k
@@ -105,10 +181,9 @@ def create_search(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, 
     job = search.job
     send_after_commit(job, SEARCH_TASK, job_id=job.id, search_id=search.id)
     log.info("search created", job_id=job.id, search_id=search.id, top_k=top_k)
-    answer, status, headers = search_created(search)
     if callback is not None:
-        answer["callback_secret"] = callback.secret  # shown this once
-    return answer, status, headers
+        return search_created(search, callback_secret=callback.secret)  # shown this once
+    return search_created(search)
 
 
 def _search_of(job: Job) -> Search:

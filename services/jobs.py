@@ -4,7 +4,9 @@
 job leaves undone (its pending items, and the images no other live job will process, so an
 accepted image never stays pending), keeps a search job's search in step, and records the
 job.completed event (and a search's own event) in the same transaction. It returns the
-webhook deliveries to send after the commit (``core.queue.queue_deliveries``).
+webhook deliveries to send after the commit (``core.queue.queue_deliveries``), and has the
+job's id published once that commit is done, to wake the requests that wait on it
+(``core.notify``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.notify import job_finished_after_commit
 from models import (
     Image,
     ImageStatus,
@@ -116,6 +119,8 @@ def close_job(
         job.total, job.done, job.failed = 1, int(succeeded), int(not succeeded)
         job.result = {**(job.result or {}), "search_id": search.id}
     job.finish(status, error=error)
+    # Published after the commit, never before: a woken waiter must find the row ended.
+    job_finished_after_commit(session, job.id)
     if search is None:
         return record_job_event(session, job)
     search.status = job.status
