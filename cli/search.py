@@ -11,7 +11,8 @@ import click
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-POLL_S = 0.25
+# The server answers as soon as the search ends, or after this many seconds (its most).
+WAIT_S = 30
 FINISHED = {"succeeded", "partial", "failed", "cancelled"}
 
 
@@ -22,21 +23,34 @@ def api_error(response: httpx.Response) -> str:
         return f"HTTP {response.status_code}"
 
 
+def _wait_s(deadline: float) -> int:
+    return max(0, min(WAIT_S, int(deadline - time.monotonic())))
+
+
 def run_search(client: httpx.Client, image: Path, top_k: int, timeout_s: float) -> dict[str, Any]:
+    """Search, with no polling: ``Prefer: wait`` has a fast search answered with its result
+    (200); a slower one is followed by long polls of its job (``?wait=N``)."""
+    deadline = time.monotonic() + timeout_s
     with image.open("rb") as handle:
         response = client.post(
-            "/v1/searches", files={"file": (image.name, handle)}, data={"top_k": str(top_k)}
+            "/v1/searches",
+            files={"file": (image.name, handle)},
+            data={"top_k": str(top_k)},
+            headers={"Prefer": f"wait={_wait_s(deadline)}"},
         )
+    if response.status_code == 200:
+        done: dict[str, Any] = response.json()
+        return done
     if response.status_code != 202:
         raise click.ClickException(f"{image}: {api_error(response)}")
     created = response.json()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{created['job_id']}").json()
-        if job["status"] in FINISHED:
+    while (wait_s := _wait_s(deadline)) > 0:
+        job = client.get(f"/v1/jobs/{created['job_id']}", params={"wait": wait_s})
+        if job.status_code != 200:
+            raise click.ClickException(f"job {created['job_id']}: {api_error(job)}")
+        if job.json()["status"] in FINISHED:
             result: dict[str, Any] = client.get(created["search_url"]).json()
             return result
-        time.sleep(POLL_S)
     raise click.ClickException(f"no result after {timeout_s:.0f} s (job {created['job_id']})")
 
 
@@ -87,7 +101,8 @@ def search(
     """Search the gallery with IMAGE and print each face's matches."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        with httpx.Client(base_url=url, timeout=60, headers=headers) as client:
+        # The read timeout outlasts the longest wait the server may take.
+        with httpx.Client(base_url=url, timeout=WAIT_S + 30, headers=headers) as client:
             result = run_search(client, image, top_k, timeout_s)
     except httpx.TransportError as exc:
         raise click.ClickException(f"cannot reach {url}: {exc}") from exc

@@ -10,6 +10,7 @@ the wake-up path it is about, without timing anything.
 from __future__ import annotations
 
 import io
+import os
 import random
 import shutil
 import socket
@@ -27,14 +28,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.test import TestResponse
 
+from api import create_app
+from api.context import EXTENSION as CONTEXT
 from api.waiting import EXTENSION, preferred_wait
+from cli.lfw import LfwImage
 from core import notify
 from core.notify import JobWaiters
 from core.settings import Settings, get_settings
 from models import DEFAULT_GALLERY_ID, Job, JobKind, JobStatus
 from services.jobs import close_job
-from tests.conftest import make_client
+from tests.conftest import MODEL_DIR, create_database, drop_database, make_client, migrate
 from tests.test_api import jpeg
+from tests.worker_process import keyed_client, make_api_key, start_worker, stop_worker
 
 HOUR = 3600.0
 SETTLE_S = 30  # the longest any step below may take before the test gives up
@@ -372,3 +377,77 @@ def test_a_rolled_back_end_is_not_published(
     listen_until(job_id)
     assert heard.count(job_id) == 1  # the committed end only
     pubsub.close()
+
+
+# --- through a real worker -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_real_worker_ends_a_search_within_its_wait(
+    tmp_path: Path, redis_url: str, lfw_faces: dict[str, list[LfwImage]]
+) -> None:
+    """Postgres, Redis and a Celery worker process with the face pipeline: a search sent with
+    ``Prefer: wait=30`` is answered 200 with its matches, and an upload's job is followed by
+    long polls alone."""
+    database_url = create_database()
+    migrate(database_url)
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": database_url,
+        "BROKER_URL": redis_url,
+        "STORAGE_URL": f"file://{tmp_path / 'objects'}",
+        "MILVUS_URI": str(tmp_path / "milvus.db"),
+        "MILVUS_INDEX_TYPE": "FLAT",
+        "MODEL_DIR": str(MODEL_DIR),
+        "LOG_JSON": "true",
+    }
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        broker_url=redis_url,
+        storage_url=env["STORAGE_URL"],
+        milvus_uri=env["MILVUS_URI"],
+        model_dir=MODEL_DIR,
+        rate_limit="",
+    )
+    log_path = tmp_path / "worker.log"
+    worker = start_worker(env, log_path)
+    app = create_app(settings)
+    try:
+        client = keyed_client(app, make_api_key(database_url))
+        images = lfw_faces["Albert_Costa"]
+        upload = client.post(
+            "/v1/images",
+            data={
+                "file": [(io.BytesIO(i.data), i.name) for i in images[1:]],
+                "label": "Albert_Costa",
+            },
+            content_type="multipart/form-data",
+        )
+        job_url = upload.get_json()["job_url"]
+        for _ in range(6):  # long polls, up to 3 minutes in all
+            job = client.get(f"{job_url}?wait=30").get_json()
+            if job["status"] not in ("queued", "running"):
+                break
+        assert job["status"] == "succeeded", log_path.read_text()[-3000:]
+
+        answer = client.post(
+            "/v1/searches",
+            data={"file": (io.BytesIO(images[0].data), images[0].name), "top_k": "3"},
+            headers={"Prefer": "wait=30"},
+            content_type="multipart/form-data",
+        )
+        assert answer.status_code == 200, log_path.read_text()[-3000:]
+        assert answer.headers["Preference-Applied"] == "wait=30"
+        search = answer.get_json()
+        assert search["status"] == "succeeded"
+        assert search["faces"][0]["matches"][0]["label"] == "Albert_Costa"
+    finally:
+        waiters = app.extensions.get(EXTENSION)
+        if waiters is not None:
+            waiters.close()
+        app.extensions[CONTEXT].close()
+        stop_worker(worker)
+        drop_database(database_url)
