@@ -7,7 +7,11 @@ shares it instead of tripping over its lock). Several users in one process may s
 Another process holding the path is refused with a message that says what to do instead.
 
 What milvus-lite needs beyond a Milvus server (a flush after each write, this lock) stays
-here and behind ``VectorIndex.embedded``; the index client reads like the Milvus docs.
+here and behind ``VectorIndex.lite``; the index client reads like the Milvus docs. The flush
+applies to ``milvus-lite server`` behind a URL too (:func:`is_lite` tells it from a Milvus
+server): unflushed rows are brute-forced on every search, and one writer flushing after each
+batch survived SIGKILL where unflushed writes were lost (FACTS). A Milvus server persists on
+its own and is slowed by flushes, so it never gets one.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 import threading
 from pathlib import Path
 
-__all__ = ["EmbeddedIndexError", "acquire", "release"]
+__all__ = ["EmbeddedIndexError", "acquire", "is_lite", "release"]
 
 
 class EmbeddedIndexError(RuntimeError):
@@ -26,6 +30,13 @@ class EmbeddedIndexError(RuntimeError):
 _lock = threading.Lock()
 _users: dict[str, int] = {}
 _ours: set[str] = set()  # paths whose server this module started (and so may stop)
+
+
+def is_lite(server_version: str) -> bool:
+    """Whether a server that reports ``server_version`` is milvus-lite: it says
+    ``milvus_lite-3.2.2``; a Milvus server says ``v2.6.11`` (or ``v2.3.5-lite`` for the PyPI
+    ``milvus`` package, a real standalone server despite the word)."""
+    return server_version.strip().lower().startswith("milvus_lite")
 
 
 def acquire(data_dir: Path) -> str:

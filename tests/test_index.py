@@ -48,7 +48,8 @@ def _fill(ix: VectorIndex, rows: int = 300, seed: int = 0) -> np.ndarray:
 
 
 def test_collection_name() -> None:
-    assert VectorIndex.collection_name("facenet_512") == "faces_facenet_512"
+    assert VectorIndex.collection_name("facenet_512") == "faces_facenet_512_live"
+    assert VectorIndex.building_name("facenet_512") == "faces_facenet_512_next"
     name = VectorIndex.collection_name("facenet-20170512-110547")
     assert name.startswith("faces_facenet_20170512_110547_")
     assert all(c.isalnum() or c == "_" for c in name)

@@ -136,13 +136,17 @@ def delete_vectors(model_name: str, face_ids: list[int]) -> None:
 
 @celery_app.task(name=REINDEX_TASK, base=JobTask)
 def reindex(*, job_id: str) -> None:
-    from workers.indexing import run_reindex  # noqa: PLC0415
+    from workers.indexing import REINDEX_BUDGET_S, run_reindex  # noqa: PLC0415
 
     run_reindex(
         job_id,
         sessions=runtime.get_session_factory(),
         index=runtime.get_index(),
         batch_size=get_settings().index_batch_size,
+        # Bounded runs: the rest of the rebuild is a new message (same kwargs, so the
+        # reconciler's re-send of a stranded job is the same continuation).
+        budget_s=REINDEX_BUDGET_S,
+        continue_later=lambda: celery_app.send_task(REINDEX_TASK, kwargs={"job_id": job_id}),
         send_deliveries=lambda ids: queue_deliveries(celery_app, ids),
     )
 

@@ -2,11 +2,15 @@
 
 Postgres is the record; Milvus is derived. A face whose ``indexed_at`` is null is not yet
 searchable, and this task is what changes that. Upserting by face id makes a rerun harmless.
+A rebuild (:func:`run_reindex`) fills a new collection in bounded runs while searches keep
+reading the old one, then switches an alias (``core.index``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
@@ -31,6 +35,11 @@ from services.jobs import close_job
 from workers.webhooks import SendDeliveries
 
 log = get_logger(__name__)
+
+# How long one reindex run copies before it queues its continuation. The index queue has
+# one consumer (the single writer): index tasks sent meanwhile run before the continuation,
+# so new faces wait at most this long behind a rebuild, and no run nears a time limit.
+REINDEX_BUDGET_S = 30.0
 
 
 def index_pending(
@@ -62,7 +71,7 @@ def index_pending(
             image_ids=[row.image_id for row in rows],
             gallery_ids=[row.gallery_id for row in rows],
         )
-        # Only after Milvus has flushed them: a crash in between re-sends, never loses.
+        # Only after Milvus has them: a crash in between re-sends, never loses.
         with session_scope(sessions) as session:
             session.execute(update(Face).where(Face.id.in_(face_ids)).values(indexed_at=utcnow()))
         written += len(face_ids)
@@ -146,29 +155,125 @@ def run_reindex(
     sessions: sessionmaker[Session],
     index: VectorIndex,
     batch_size: int,
+    budget_s: float | None = None,
+    continue_later: Callable[[], None] | None = None,
     send_deliveries: SendDeliveries | None = None,
 ) -> None:
-    """Rebuild the index of every model from Postgres: drop, mark unindexed, write again."""
+    """One bounded run of a rebuild of every model's index from Postgres, with no downtime.
+
+    Per model: a new collection is made behind the building alias (so the index writer's
+    upserts and deletes reach it as well as the live one), filled from Postgres in id order
+    a page at a time, then the live alias is moved to it in one call and the old collection
+    dropped. Searches read the live alias throughout, so they answer from a complete
+    collection before, during and after. The cursor (last face id copied) is kept in the
+    job's params after every page: a run that spends ``budget_s`` sends its continuation
+    (``continue_later``) and a killed run resumes from its last page. Without
+    ``continue_later`` it runs to the end (the benchmark, a one-off call).
+    """
+    deadline = time.monotonic() + budget_s if budget_s is not None and continue_later else None
     with session_scope(sessions) as session:
         job = session.get(Job, job_id)
         if job is None or job.status.finished:
             return
         job.start()
-        model_names = session.scalars(select(Face.model_name).distinct()).all()
-    counts: dict[str, int] = {}
-    for model_name in model_names:
-        index.drop(model_name)
-        with session_scope(sessions) as session:
-            session.execute(
-                update(Face).where(Face.model_name == model_name).values(indexed_at=None)
-            )
-        counts[model_name] = index_pending(
-            model_name, sessions=sessions, index=index, batch_size=batch_size
-        )
+        state: dict[str, dict[str, Any]] = job.params.get("rebuild") or {}
+        if not state:
+            model_names = session.scalars(
+                select(Face.model_name).distinct().order_by(Face.model_name)
+            ).all()
+            state = {name: {"after": 0, "written": 0} for name in model_names}
+            job.total = int(session.scalar(select(func.count(Face.id))) or 0)
+            job.params = {**job.params, "rebuild": state}
+    for model_name in sorted(state):
+        if not _rebuild_model(
+            job_id,
+            model_name,
+            state,
+            sessions=sessions,
+            index=index,
+            batch_size=batch_size,
+            deadline=deadline,
+        ):
+            assert continue_later is not None  # a deadline is only set with a continuation
+            continue_later()
+            return
     with session_scope(sessions) as session:
         job = session.get_one(Job, job_id)
+        if job.status.finished:
+            return
+        counts = {name: int(progress["written"]) for name, progress in state.items()}
         job.total = job.done = sum(counts.values())
         job.result = {"faces_indexed": counts}
         deliveries = close_job(session, job, JobStatus.SUCCEEDED)
     if deliveries and send_deliveries is not None:
         send_deliveries(deliveries)
+
+
+def _rebuild_model(
+    job_id: str,
+    model_name: str,
+    state: dict[str, dict[str, Any]],
+    *,
+    sessions: sessionmaker[Session],
+    index: VectorIndex,
+    batch_size: int,
+    deadline: float | None,
+) -> bool:
+    """Copy the model's faces past the cursor into its new collection, then switch; False
+    when the deadline came first (the cursor is saved)."""
+    progress = state[model_name]
+    while not progress.get("switched"):
+        collection = progress.get("collection")
+        if collection is None:
+            with session_scope(sessions) as session:
+                dim = session.scalar(select(Face.dim).where(Face.model_name == model_name).limit(1))
+            if dim is None:  # every face of the model was erased meanwhile
+                progress["switched"] = True
+            else:
+                progress["collection"] = index.begin_rebuild(model_name, int(dim))
+            _save(sessions, job_id, state)
+            continue
+        with session_scope(sessions) as session:
+            rows = session.execute(
+                select(Face.id, Face.embedding, Face.dim, Face.image_id, Image.gallery_id)
+                .join(Image, Face.image_id == Image.id)
+                .where(Face.model_name == model_name, Face.id > int(progress["after"]))
+                .order_by(Face.id)
+                .limit(batch_size)
+            ).all()
+        if not rows:
+            index.finish_rebuild(model_name, str(collection))
+            progress["switched"] = True
+            _save(sessions, job_id, state)
+            log.info("reindex: switched", model=model_name, collection=collection)
+            return True
+        face_ids = [row.id for row in rows]
+        index.upsert_into(
+            str(collection),
+            face_ids=face_ids,
+            vectors=np.stack([np.frombuffer(row.embedding, dtype="<f4") for row in rows]),
+            image_ids=[row.image_id for row in rows],
+            gallery_ids=[row.gallery_id for row in rows],
+        )
+        # A face read above and erased before this write was deleted from the live and the
+        # building collection already, and the write just brought it back: ask again.
+        with session_scope(sessions) as session:
+            kept = set(session.scalars(select(Face.id).where(Face.id.in_(face_ids))))
+        index.delete_from(str(collection), [i for i in face_ids if i not in kept])
+        progress["after"] = face_ids[-1]
+        progress["written"] = int(progress["written"]) + len(kept)
+        _save(sessions, job_id, state, done=len(kept))
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+    return True
+
+
+def _save(
+    sessions: sessionmaker[Session], job_id: str, state: dict[str, dict[str, Any]], done: int = 0
+) -> None:
+    """The rebuild's cursor into the job's params (a new dict: JSON columns track
+    assignment, not mutation); this also marks the job as making progress."""
+    with session_scope(sessions) as session:
+        job = session.get_one(Job, job_id)
+        job.params = {**job.params, "rebuild": {k: dict(v) for k, v in state.items()}}
+        job.done += done
