@@ -163,8 +163,24 @@ def database() -> Iterator[str]:
 
 
 @contextmanager
-def stack(folder: Path, s3_endpoint: str, redis_db: int, pipeline_workers: int) -> Iterator[Stack]:
+def stack(
+    folder: Path,
+    s3_endpoint: str,
+    redis_db: int,
+    pipeline_workers: int,
+    *,
+    worker_commands: list[tuple[list[str], int]] | None = None,
+) -> Iterator[Stack]:
+    """A fresh stack. Its workers: ``worker_commands`` ((`facesearch worker` arguments, how
+    many Celery processes they start) each), or by default one worker with every queue and
+    ``pipeline_workers - 1`` more ingest workers."""
     folder.mkdir(parents=True, exist_ok=True)
+    if worker_commands is None:
+        # One worker owns every queue, the index writer's included (one Milvus writer); the
+        # others run the bulk pipeline.
+        worker_commands = [
+            (["--role", "all" if n == 0 else "ingest"], 1) for n in range(pipeline_workers)
+        ]
     broker = f"redis://127.0.0.1:6379/{redis_db}"
     redis.Redis.from_url(broker).flushdb()
     with ExitStack() as cleanup, database() as database_url:
@@ -215,15 +231,12 @@ def stack(folder: Path, s3_endpoint: str, redis_db: int, pipeline_workers: int) 
         wait_port(api_port, api, "the API")
         key = make_key(database_url)
         result = Stack(url=f"http://127.0.0.1:{api_port}", env=env, api=api, key=key)
-        # One worker owns every queue, the index writer's included (one Milvus writer); the
-        # others run the bulk pipeline.
-        for n in range(pipeline_workers):
-            role = "all" if n == 0 else "ingest"
+        for n, (worker_args, processes) in enumerate(worker_commands):
             log_path = folder / f"worker{n}.log"
             log = log_path.open("wb")
             cleanup.callback(log.close)
             worker = subprocess.Popen(
-                [PYTHON, "-m", "cli.main", "worker", "--role", role],
+                [PYTHON, "-m", "cli.main", "worker", *worker_args],
                 env={**env, "LOG_LEVEL": "INFO"},
                 cwd=PROJECT_ROOT,
                 stdout=log,
@@ -231,7 +244,7 @@ def stack(folder: Path, s3_endpoint: str, redis_db: int, pipeline_workers: int) 
             )
             cleanup.callback(stop, worker)
             deadline = time.monotonic() + READY_TIMEOUT_S
-            while b"ready." not in log_path.read_bytes():
+            while log_path.read_bytes().count(b"ready.") < processes:
                 if worker.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("worker failed: " + log_path.read_text()[-2000:])
                 time.sleep(0.3)
