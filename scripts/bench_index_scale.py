@@ -313,7 +313,7 @@ def settle(index: Any, model_name: str, *, lite: bool) -> dict[str, Any]:
     pymilvus client directly.
     """
     client = index._connect()  # the benchmark's only look behind the index's interface
-    name = index.collection_name(model_name)
+    name = index.live_collection(model_name)  # the collection behind the model's alias
     started = time.perf_counter()
     out: dict[str, Any] = {}
     if lite:
@@ -420,7 +420,7 @@ def _measure(state: dict[str, Any], backend: str, server_pid: int | None) -> dic
         # What a search sees right after the writer, before the index has caught up.
         times, _ = timed_searches(index, bench.model_name, bench.queries[1][:50], 10, 1)
         result["search_right_after_writer_top10"] = percentiles(times)
-        result["settle"] = settle(index, bench.model_name, lite=backend != "milvus")
+        result["settle"] = settle(index, bench.model_name, lite=index.lite)
         say(f"{backend}: settled in {result['settle']['settle_s']} s")
         result["rss_settled"] = sampler.now()
         result["search"] = measure_searches(bench)
@@ -502,7 +502,7 @@ def measure_reindex(bench: Bench) -> dict[str, Any]:
     started = time.perf_counter()
     run_reindex(job_id, sessions=bench.sessions, index=bench.index, batch_size=bench.batch)
     out: dict[str, Any] = {"seconds": round(time.perf_counter() - started, 1)}
-    out["settle"] = settle(bench.index, bench.model_name, lite=bench.backend != "milvus")
+    out["settle"] = settle(bench.index, bench.model_name, lite=bench.index.lite)
     times, ids = timed_searches(bench.index, bench.model_name, bench.queries[1][:100], 10, 1)
     out["after_top10"] = percentiles(times) | {
         "recall_at_10": round(recall(ids, bench.truth[1][:100], 10), 4)
