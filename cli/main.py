@@ -246,6 +246,9 @@ def _run_worker_process(spec: ProcessSpec) -> None:
             )
         except IndexWriterTakenError as exc:
             raise click.ClickException(str(exc)) from exc
+    if spec.bulk_only and settings.ingest_worker_nice:
+        # Searches run in another process on the same cores: let the kernel prefer them.
+        os.nice(settings.ingest_worker_nice)
     if spec.pool == "prefork":
         _multiprocess_metrics()  # before the metrics module is imported below
     # Read by workers.celery_app: whether this process loads the face pipeline.

@@ -156,6 +156,10 @@ class Settings(BaseSettings):
     # A second index worker waits this long for the first to let go of the index (a
     # redeploy's overlap), then refuses to start (workers.writer_lock).
     index_writer_lock_wait_s: float = Field(default=60.0, ge=0)
+    # A worker that takes only bulk work (the ingest role) lowers its CPU priority by this
+    # much (`nice`), so that on a shared machine the kernel runs a search first and the bulk
+    # work gets every cycle the searches leave (0: off).
+    ingest_worker_nice: int = Field(default=10, ge=0, le=19)
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stderr is not a terminal

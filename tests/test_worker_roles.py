@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 from click.testing import CliRunner
@@ -349,6 +350,12 @@ def test_a_search_is_answered_while_an_archive_is_being_ingested(
         result = client.get(search.get_json()["search_url"]).get_json()
         assert result["faces"][0]["matches"][0]["label"] == "Albert_Costa"
         assert worker.poll() is None
+        # The bulk process yields the CPU to the others (INGEST_WORKER_NICE, 10 by default).
+        nice = {
+            " ".join(child.cmdline()).split("--queues ")[1].split()[0]: child.nice()
+            for child in psutil.Process(worker.pid).children()
+        }
+        assert nice == {"search,index": 0, "ingest,pipeline": 10, "io": 0}
     finally:
         stop_worker(worker)
         app.extensions[EXTENSION].close()

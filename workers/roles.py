@@ -71,6 +71,11 @@ class ProcessSpec:
     def writes_index(self) -> bool:
         return INDEX_QUEUE in self.queues
 
+    @property
+    def bulk_only(self) -> bool:
+        """Only bulk work: nothing here is waited on by a person at that moment."""
+        return set(self.queues) <= {INGEST_QUEUE, LEGACY_PIPELINE_QUEUE}
+
 
 def default_pool(queues: tuple[str, ...]) -> tuple[str, int]:
     """Pool and concurrency for a process consuming ``queues`` when none is asked."""
