@@ -14,12 +14,13 @@ Per configuration:
    (``GET /v1/jobs/{id}?wait=30``), and once they are all sent the probe does the same as
    in 1; a waiter answered at once (this process already had its most waiters) asks again
    a second later, as a polling client would;
-3. wake: every waited-on job is ended in one commit; each waiter's latency from just before
-   that commit to its answer with the job ended.
+3. wake: five waited-on jobs are ended one at a time, each in its own commit, while the
+   others still wait; then all the others in one commit. A waiter's wake-up latency runs
+   from just before the commit that ends its job to its answer with the job ended.
 
 Printed per configuration: the probe's p50, p99 and max (a request that got no answer within
-``--probe-timeout-s`` counts as that long), the waiters that were answered at once, and the
-wake-up latency p50 and p99.
+``--probe-timeout-s`` counts as that long) and how many were answered, the waiters that were
+answered at once, and the wake-up latencies: alone (p50, max) and all together (p50, p99).
 
     .venv/bin/python scripts/bench_waiters.py                      # before, after, over-cap
     .venv/bin/python scripts/bench_waiters.py --configs after --waiters 50
@@ -67,6 +68,7 @@ READY_TIMEOUT_S = 120
 WAIT_S = 30  # what each waiter asks for: the most the API grants
 AT_ONCE_S = 1.0  # a long poll answered sooner than this, with its job not ended, did not wait
 RETRY_S = 1.0  # how long a waiter that was answered at once waits before asking again
+SINGLE_WAKES = 5  # jobs ended one at a time (while the others wait) before the rest at once
 
 
 def say(message: str) -> None:
@@ -276,10 +278,16 @@ def wait_on(
                 stop.wait(RETRY_S)
 
 
-def probe(url: str, key: str, job_id: str, seconds: float, timeout_s: float) -> list[float]:
-    """Plain requests one after another for ``seconds``: their latencies in ms."""
+def probe(
+    url: str, key: str, job_id: str, seconds: float, timeout_s: float
+) -> tuple[list[float], int]:
+    """Plain requests one after another for ``seconds``: their latencies in ms (``timeout_s``
+    for one that got no answer), and how many got no answer. Each on a new connection, as
+    from many clients: gunicorn's processes each accept their share (a kept-alive
+    connection would stay with the process that accepted it)."""
     latencies: list[float] = []
-    headers = {"Authorization": f"Bearer {key}"}
+    unanswered = 0
+    headers = {"Authorization": f"Bearer {key}", "Connection": "close"}
     paths = ["/healthz", f"/v1/jobs/{job_id}"]
     deadline = time.monotonic() + seconds
     with httpx.Client(base_url=url, headers=headers, timeout=timeout_s) as client:
@@ -291,8 +299,9 @@ def probe(url: str, key: str, job_id: str, seconds: float, timeout_s: float) -> 
                 latencies.append((time.monotonic() - started) * 1000)
             except httpx.TimeoutException:
                 latencies.append(timeout_s * 1000)
+                unanswered += 1
             n += 1
-    return latencies
+    return latencies, unanswered
 
 
 def describe(latencies: list[float]) -> str:
@@ -308,7 +317,7 @@ def run(config: Config, args: argparse.Namespace, folder: Path) -> dict[str, str
     say(f"[{config.name}] starting the stack ({waiters} waiters)")
     with stack(config, folder / config.name, args.redis_db, waiters, args.processes) as s:
         probe(s.url, s.key, s.probe_job, 2, args.probe_timeout_s)  # warm both processes
-        quiet = probe(s.url, s.key, s.probe_job, args.probe_s, args.probe_timeout_s)
+        quiet, _ = probe(s.url, s.key, s.probe_job, args.probe_s, args.probe_timeout_s)
         say(f"[{config.name}] quiet: {describe(quiet)}")
 
         stop = threading.Event()
@@ -328,14 +337,32 @@ def run(config: Config, args: argparse.Namespace, folder: Path) -> dict[str, str
         for _ in threads:
             sent.acquire()
         time.sleep(1.0)  # the last ones reach the server
-        loaded = probe(s.url, s.key, s.probe_job, args.probe_s, args.probe_timeout_s)
-        say(f"[{config.name}] with {waiters} waiters: {describe(loaded)}")
+        loaded, unanswered = probe(s.url, s.key, s.probe_job, args.probe_s, args.probe_timeout_s)
+        say(
+            f"[{config.name}] with {waiters} waiters: {describe(loaded)}, "
+            f"{unanswered} without an answer"
+        )
 
-        began = end_jobs(s.database_url, broker, s.jobs)
+        # One job ended at a time while the others wait (a search that ends among many).
+        alone = []
+        for job_id, thread, result in list(zip(s.jobs, threads, results, strict=True))[
+            :SINGLE_WAKES
+        ]:
+            began = end_jobs(s.database_url, broker, [job_id])
+            thread.join(WAIT_S + 10)
+            if result.ended_at is None:
+                alone.append((WAIT_S + 10) * 1000)  # not woken: its request is still queued
+            elif result.answered_at_once == 0:  # (one that polls is not woken, it asks)
+                alone.append((result.ended_at - began) * 1000)
+        say(f"[{config.name}] woken alone: {describe(alone) if alone else '-'}")
+        rest = s.jobs[SINGLE_WAKES:]
+        began = end_jobs(s.database_url, broker, rest)
         for thread in threads:
             thread.join(WAIT_S + 90)
         stop.set()
-        woken = [(r.ended_at - began) * 1000 for r in results if r.ended_at is not None]
+        woken = [
+            (r.ended_at - began) * 1000 for r in results[SINGLE_WAKES:] if r.ended_at is not None
+        ]
         at_once = sum(r.answered_at_once > 0 for r in results)
         errors = [e for r in results for e in r.errors]
         say(
@@ -350,9 +377,12 @@ def run(config: Config, args: argparse.Namespace, folder: Path) -> dict[str, str
         "loaded p50/p99 (max)": (
             f"{percentile(loaded, 0.5):.1f} / {percentile(loaded, 0.99):.1f} ({max(loaded):.0f})"
         ),
-        "probe n": str(len(loaded)),
+        "probe answered": f"{len(loaded) - unanswered} of {len(loaded)}",
         "at once": str(at_once),
-        "wake p50/p99": (
+        "woken alone p50/max": (
+            f"{percentile(alone, 0.5):.0f} / {max(alone):.0f}" if alone else "-"
+        ),
+        "woken together p50/p99": (
             f"{percentile(woken, 0.5):.0f} / {percentile(woken, 0.99):.0f}" if woken else "-"
         ),
     }
