@@ -1,6 +1,9 @@
 """Webhooks: subscriptions, signatures, delivery with retries, and the destination guard.
 
 Deliveries go to a real HTTP server on 127.0.0.1 (allowed by WEBHOOK_ALLOWED_HOSTS here).
+Signatures are checked as receivers check them: with the ``standardwebhooks`` library and with
+the README's own snippet (and, for secrets made before Standard Webhooks, with the snippet
+the README showed for the earlier header, which receivers still run).
 Attempts are made by calling the delivery function attempt by attempt, as the Celery task
 does after each countdown, so hours of backoff cost nothing. Refused destinations are
 refused before any connection: no test sends a packet anywhere but loopback.
@@ -8,19 +11,25 @@ refused before any connection: no test sends a packet anywhere but loopback.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import io
 import ipaddress
 import json
 import random
 import re
-from collections.abc import Callable, Iterator
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from api.context import EXTENSION
 from api.schemas import WEBHOOK_EVENT_TYPES
@@ -32,7 +41,13 @@ from core.destinations import (
     is_public,
 )
 from core.settings import Settings
-from core.webhook_signing import sign, verify
+from core.webhook_signing import (
+    LEGACY_EVENT_ID_HEADER,
+    LEGACY_SIGNATURE_HEADER,
+    is_legacy,
+    new_secret,
+    signed_headers,
+)
 from models import (
     DeliveryStatus,
     EventType,
@@ -41,13 +56,14 @@ from models import (
     SearchFace,
     SearchMatch,
     WebhookDelivery,
+    WebhookSubscription,
     utcnow,
 )
 from models.db import session_scope
 from services import events as event_recording
 from services.events import record_search_events
 from tests.test_api import jpeg, make_client, queued_messages
-from tests.webhook_receiver import Answer, Receiver, running_receiver
+from tests.webhook_receiver import REJECTED, Answer, Receiver, running_receiver, verified_with
 from workers import webhooks
 from workers.webhooks import (
     MAX_RETRY_DELAY_S,
@@ -81,15 +97,73 @@ def policy(settings: Settings, **changes: Any) -> DeliveryPolicy:
     return DeliveryPolicy(**{**base.__dict__, **changes})
 
 
-def readme_verify() -> Callable[..., bool]:
-    """The verification function exactly as the README shows it."""
+# What the README showed receivers before Standard Webhooks, kept word for word: receivers
+# holding a secret made then still run it against ``Facesearch-Signature``.
+LEGACY_README_SNIPPET = """
+import hashlib
+import hmac
+import time
+
+
+def verify_signature(secret: str, body: bytes, header: str, tolerance_s: int = 300) -> bool:
+    \"\"\"True if `header` (Facesearch-Signature) signs exactly `body` (the raw request body).\"\"\"
+    parts = [item.split("=", 1) for item in header.split(",") if "=" in item]
+    timestamps = [value for key, value in parts if key.strip() == "t"]
+    signatures = [value.strip() for key, value in parts if key.strip() == "v1"]
+    if len(timestamps) != 1 or not timestamps[0].strip().isdigit() or not signatures:
+        return False
+    t = int(timestamps[0])
+    if abs(time.time() - t) > tolerance_s:
+        return False  # too old (or from the future): possibly a replayed request
+    expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return any(hmac.compare_digest(expected, candidate) for candidate in signatures)
+"""
+
+
+def readme_blocks(language: str) -> list[str]:
     section = README.read_text().split("## Webhooks", 1)[1].split("\n## ", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert code, "the README's Webhooks section has no python snippet"
+    return re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+
+
+def snippet_function(code: str) -> Callable[..., bool]:
     namespace: dict[str, Any] = {}
-    exec(code.group(1), namespace)
+    exec(code, namespace)
     fn: Callable[..., bool] = namespace["verify_signature"]
     return fn
+
+
+def readme_verify() -> Callable[[str, bytes, Mapping[str, str]], bool]:
+    """The verification function exactly as the README shows it (for receivers without the
+    library)."""
+    (code,) = [c for c in readme_blocks("python") if "def verify_signature" in c]
+    return snippet_function(code)
+
+
+def legacy_verify() -> Callable[[str, bytes, str], bool]:
+    return snippet_function(LEGACY_README_SNIPPET)
+
+
+def library_verifies(secret: str | bytes, body: bytes, headers: Mapping[str, str]) -> bool:
+    try:
+        Webhook(secret).verify(body, dict(headers), json_parse=False)
+    except WebhookVerificationError:
+        return False
+    return True
+
+
+def verifies(secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
+    """Whether a receiver holding ``secret`` accepts the request, by the library (given the key
+    as the README says: an earlier secret as its UTF-8 bytes) and by the README's snippet;
+    the two must agree."""
+    by_library = library_verifies(secret.encode() if is_legacy(secret) else secret, body, headers)
+    by_snippet = readme_verify()(secret, body, headers)
+    assert by_library == by_snippet, (by_library, by_snippet)
+    return by_library
+
+
+def legacy_secret() -> str:
+    """A secret as subscriptions were given before Standard Webhooks."""
+    return "whsec_" + secrets.token_urlsafe(32)
 
 
 def subscribe(client: FlaskClient, url: str, events: list[str] | None = None) -> dict[str, Any]:
@@ -156,24 +230,98 @@ def deliveries_of(client: FlaskClient, webhook_id: str) -> list[dict[str, Any]]:
 # --- signatures -----------------------------------------------------------------------------
 
 
-def test_signature_verifies_with_the_readme_snippet_and_fails_when_tampered() -> None:
-    readme = readme_verify()
-    secret, body = "whsec_test", b'{"id":"e1","type":"search.completed"}'
-    header = sign(secret, body)
-    assert header.startswith("t=")
-    assert ",v1=" in header
-    for check in (verify, readme):
-        assert check(secret, body, header)
-        assert not check(secret, body + b" ", header)  # tampered body
-        assert not check(secret, body.replace(b"e1", b"e2"), header)
-        assert not check("whsec_other", body, header)  # wrong secret
-        assert not check(secret, body, "t=1,v1=" + "0" * 64)  # old: a replay
-        assert not check(secret, body, "v1=abc")  # no timestamp
-        assert not check(secret, body, "")
-    # A timestamp out of tolerance is refused even with a valid signature.
-    stale = sign(secret, body, timestamp=int(utcnow().timestamp()) - 3600)
-    assert not verify(secret, body, stale)
-    assert not readme(secret, body, stale)
+def test_secrets_are_in_the_standard_form_and_the_library_takes_them() -> None:
+    made = {new_secret() for _ in range(20)}
+    assert len(made) == 20
+    for secret in made:
+        assert secret.startswith("whsec_")
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        assert 24 <= len(key) <= 64
+        assert not is_legacy(secret)
+        Webhook(secret)  # parsed by the library
+    # Every secret made before (43 URL-safe characters) is told apart, whatever its characters.
+    assert all(is_legacy(legacy_secret()) for _ in range(200))
+    assert is_legacy("whsec_" + "A" * 43)
+    assert is_legacy("whsec_" + base64.b64encode(b"x" * 16).decode())  # too short a key
+
+
+@pytest.mark.parametrize("make_secret", [new_secret, legacy_secret])
+def test_signatures_verify_with_the_library_and_the_readme_and_fail_when_tampered(
+    make_secret: Callable[[], str],
+) -> None:
+    secret, msg_id = make_secret(), "6c1d0e2a-5b7c-4d8e-9f10-111213141516"
+    body = b'{"id":"6c1d0e2a-5b7c-4d8e-9f10-111213141516","type":"search.completed"}'
+    headers = signed_headers([secret], msg_id, body)
+    assert headers["webhook-id"] == msg_id
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
+    (sig,) = headers["webhook-signature"].split(" ")
+    assert sig.startswith("v1,")
+    assert len(base64.b64decode(sig.removeprefix("v1,"), validate=True)) == 32  # SHA-256
+
+    assert verifies(secret, body, headers)
+    assert not verifies(secret, body + b" ", headers)  # tampered body
+    assert not verifies(secret, body.replace(b"e2a", b"e2b"), headers)
+    later = str(int(headers["webhook-timestamp"]) + 1)
+    assert not verifies(secret, body, {**headers, "webhook-timestamp": later})  # tampered time
+    assert not verifies(secret, body, {**headers, "webhook-id": "another"})  # another message
+    assert not verifies(make_secret(), body, headers)  # another secret
+    for name in ("webhook-id", "webhook-timestamp", "webhook-signature"):
+        assert not verifies(secret, body, {k: v for k, v in headers.items() if k != name})
+    assert not verifies(secret, body, {**headers, "webhook-signature": "v1," + "A" * 44})
+    # Signed an hour ago, correctly: refused as a possible replay.
+    stale = signed_headers([secret], msg_id, body, timestamp=int(time.time()) - 3600)
+    assert not verifies(secret, body, stale)
+    # Header names are not case-sensitive (in Flask they arrive capitalised).
+    assert verifies(secret, body, {k.title(): v for k, v in headers.items()})
+
+
+def test_earlier_secrets_also_sign_the_earlier_header_and_new_ones_do_not() -> None:
+    legacy, new, body = legacy_secret(), new_secret(), b'{"id":"e1"}'
+    headers = signed_headers([legacy], "e1", body)
+    assert headers[LEGACY_EVENT_ID_HEADER] == "e1"
+    assert legacy_verify()(legacy, body, headers[LEGACY_SIGNATURE_HEADER])
+    assert not legacy_verify()(legacy, body + b" ", headers[LEGACY_SIGNATURE_HEADER])
+    assert headers[LEGACY_SIGNATURE_HEADER].startswith(f"t={headers['webhook-timestamp']},")
+    assert verifies(legacy, body, headers)
+    # The library given the string itself does not hold that key (it reads the characters as
+    # base64, or cannot read them at all): hence the documented rule, the UTF-8 bytes.
+    with contextlib.suppress(ValueError):  # binascii.Error: it cannot read them
+        assert not library_verifies(legacy, body, headers)
+
+    assert set(signed_headers([new], "e1", body)) == {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+    # Rotating away from an earlier secret: the new one signs the standard header only, the
+    # old one both, until its grace period ends.
+    both = signed_headers([new, legacy], "e1", body)
+    assert both["webhook-signature"].count("v1,") == 2
+    assert verifies(new, body, both)
+    assert verifies(legacy, body, both)
+    assert both[LEGACY_SIGNATURE_HEADER].count("v1=") == 1
+    assert legacy_verify()(legacy, body, both[LEGACY_SIGNATURE_HEADER])
+
+
+def test_the_readmes_library_example_runs_in_flask() -> None:
+    """The README's library example, run in a real Flask request, accepts a signed request
+    and aborts with 400 on a tampered one."""
+    (code,) = [c for c in readme_blocks("py") if "standardwebhooks" in c]
+    from flask import abort, request
+    from werkzeug.exceptions import BadRequest
+
+    secret, body = new_secret(), b'{"id":"e1","type":"search.completed"}'
+    headers = signed_headers([secret], "e1", body)
+    app = Flask(__name__)
+    namespace: dict[str, Any] = {"secret": secret, "request": request, "abort": abort}
+    with app.test_request_context("/hook", method="POST", data=body, headers=headers):
+        exec(code, namespace)
+    assert namespace["event"] == json.loads(body)
+    with (
+        app.test_request_context("/hook", method="POST", data=body + b" ", headers=headers),
+        pytest.raises(BadRequest),
+    ):
+        exec(code, namespace)
 
 
 # --- subscriptions ------------------------------------------------------------------------
@@ -280,6 +428,7 @@ def test_a_failing_receiver_gets_retries_until_it_answers_2xx(
     sessions: sessionmaker[Session],
 ) -> None:
     sub = subscribe(client, receiver.url + "/hooks/facesearch")
+    receiver.verify = verified_with(sub["secret"])  # it answers 400 to what does not verify
     search = create_search(client)
     receiver.script = [Answer(500, b"boom"), Answer(503, b"busy")]
     (delivery_id,) = finish_search(sessions, search["search_id"])
@@ -298,12 +447,17 @@ def test_a_failing_receiver_gets_retries_until_it_answers_2xx(
     assert {r.path for r in got} == {"/hooks/facesearch"}
     assert len({r.body for r in got}) == 1  # the same event every time
     payload = json.loads(got[0].body)
-    assert {r.headers["facesearch-event-id"] for r in got} == {payload["id"]}
+    # The event's id on every attempt; each attempt's own time, signed afresh.
+    assert {r.headers["webhook-id"] for r in got} == {payload["id"]}
+    times = [int(r.headers["webhook-timestamp"]) for r in got]
+    assert times == sorted(times)
     for request in got:
         assert request.headers["content-type"] == "application/json"
         assert request.headers["user-agent"].startswith("facesearch-webhooks/")
-        assert verify(sub["secret"], request.body, request.headers["facesearch-signature"])
-        assert readme_verify()(sub["secret"], request.body, request.headers["facesearch-signature"])
+        assert verifies(sub["secret"], request.body, request.headers)
+        # A secret made now signs only the standard headers.
+        assert "facesearch-signature" not in request.headers
+        assert "facesearch-event-id" not in request.headers
 
     assert payload["type"] == "search.completed"
     data = payload["data"]
@@ -361,7 +515,8 @@ def test_gives_up_after_the_last_attempt_and_redelivers_on_request(
     # The same attempt again (a duplicate task message) sends nothing.
     assert attempt_delivery(delivery_id, 3, sessions=sessions, policy=rules) is None
     assert len(receiver.requests) == 3
-    assert len({r.headers["facesearch-event-id"] for r in receiver.requests}) == 1
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
+    assert all(verifies(sub["secret"], r.body, r.headers) for r in receiver.requests)
     delivery = client.get(f"/v1/deliveries/{delivery_id}").get_json()
     assert delivery["status"] == "succeeded"
     assert [a["status_code"] for a in delivery["attempt_log"]] == [500, 500, 204]
@@ -464,7 +619,8 @@ def test_search_callback_url_is_validated_and_signed_with_its_own_secret(
     assert attempt_delivery(delivery_id, 1, sessions=sessions, policy=policy(wh_settings)) is None
     (request,) = receiver.requests
     assert request.path == "/cb"
-    assert verify(secret, request.body, request.headers["facesearch-signature"])
+    assert verifies(secret, request.body, request.headers)
+    assert not is_legacy(secret)
     delivery = client.get(f"/v1/deliveries/{delivery_id}").get_json()
     assert delivery["search_id"] == search["search_id"]
     assert delivery["subscription_id"] is None
@@ -574,6 +730,23 @@ def test_an_ingest_job_that_finishes_sends_job_completed(
     assert data["progress"]["failed"] == 1
 
 
+def deliver_a_search(
+    client: FlaskClient, sessions: sessionmaker[Session], settings: Settings
+) -> dict[str, Any]:
+    """A search finishes and its search.completed delivery makes its first attempt."""
+    search = create_search(client)
+    (delivery_id,) = finish_search(sessions, search["search_id"])
+    attempt_delivery(delivery_id, 1, sessions=sessions, policy=policy(settings))
+    delivery: dict[str, Any] = client.get(f"/v1/deliveries/{delivery_id}").get_json()
+    return delivery
+
+
+def end_grace_period(sessions: sessionmaker[Session], webhook_id: str) -> None:
+    with session_scope(sessions) as session:
+        sub = session.get_one(WebhookSubscription, webhook_id)
+        sub.previous_secret_expires_at = utcnow() - timedelta(seconds=1)
+
+
 def test_rotation_with_a_grace_period_signs_with_both_secrets(
     client: FlaskClient,
     receiver: Receiver,
@@ -582,28 +755,103 @@ def test_rotation_with_a_grace_period_signs_with_both_secrets(
 ) -> None:
     sub = subscribe(client, receiver.url + "/h")
     old = sub["secret"]
+    receiver.verify = verified_with(old)  # the receiver holds the old secret
     rotated = client.post(
         f"/v1/webhooks/{sub['id']}/rotate-secret", json={"previous_valid_s": 3600}
     ).get_json()
+    new = rotated["secret"]
     assert rotated["previous_secret_expires_at"] is not None
-    search = create_search(client)
-    (delivery_id,) = finish_search(sessions, search["search_id"])
-    attempt_delivery(delivery_id, 1, sessions=sessions, policy=policy(wh_settings))
-    (request,) = receiver.requests
-    header = request.headers["facesearch-signature"]
-    assert header.count("v1=") == 2
-    assert verify(rotated["secret"], request.body, header)
-    assert readme_verify()(old, request.body, header)
+    assert not is_legacy(new)
+
+    # During the grace period: two signatures, the new one first; either secret verifies, so
+    # the receiver switches whenever it likes.
+    assert deliver_a_search(client, sessions, wh_settings)["status"] == "succeeded"
+    receiver.verify = verified_with(new)
+    assert deliver_a_search(client, sessions, wh_settings)["status"] == "succeeded"
+    for request in receiver.requests:
+        assert request.headers["webhook-signature"].count("v1,") == 2
+        assert verifies(new, request.body, request.headers)
+        assert verifies(old, request.body, request.headers)
+
+    # After it: only the new secret signs. A receiver still holding the old one refuses the
+    # delivery (the attempt is logged as failed); given the new one, it takes the retry.
+    end_grace_period(sessions, sub["id"])
+    receiver.verify = verified_with(old)
+    refused = deliver_a_search(client, sessions, wh_settings)
+    assert refused["status"] == "pending"
+    assert [a["status_code"] for a in refused["attempt_log"]] == [REJECTED.status]
+    after = receiver.requests[-1]
+    assert after.headers["webhook-signature"].count("v1,") == 1
+    assert verifies(new, after.body, after.headers)
+    assert not verifies(old, after.body, after.headers)
+    receiver.verify = verified_with(new)
+    attempt_delivery(refused["id"], 2, sessions=sessions, policy=policy(wh_settings))
+    retried = client.get(f"/v1/deliveries/{refused['id']}").get_json()
+    assert retried["status"] == "succeeded"
+    assert receiver.requests[-1].headers["webhook-id"] == after.headers["webhook-id"]
 
     # A rotation without grace drops the old secret at once.
     again = client.post(f"/v1/webhooks/{sub['id']}/rotate-secret").get_json()
     assert again["previous_secret_expires_at"] is None
+    receiver.verify = verified_with(new)
+    assert deliver_a_search(client, sessions, wh_settings)["status"] == "pending"
+    last = receiver.requests[-1]
+    assert verifies(again["secret"], last.body, last.headers)
+    assert not verifies(new, last.body, last.headers)
     assert (
         client.post(
             f"/v1/webhooks/{sub['id']}/rotate-secret", json={"previous_valid_s": -1}
         ).status_code
         == 422
     )
+
+
+def test_a_secret_made_before_standard_webhooks_keeps_verifying_until_rotated(
+    client: FlaskClient,
+    receiver: Receiver,
+    wh_settings: Settings,
+    sessions: sessionmaker[Session],
+) -> None:
+    """A subscription whose secret was made before: its receivers, written for the earlier
+    header, go on verifying; the standard headers verify too (the key being the secret's
+    UTF-8 bytes); a rotation to a standard secret ends the earlier header after its grace."""
+    sub = subscribe(client, receiver.url + "/h")
+    legacy = legacy_secret()
+    with session_scope(sessions) as session:
+        session.get_one(WebhookSubscription, sub["id"]).secret = legacy
+
+    def earlier_receiver(request: Any) -> bool:
+        header = request.headers.get("facesearch-signature", "")
+        return legacy_verify()(legacy, request.body, header)
+
+    receiver.verify = earlier_receiver
+    assert deliver_a_search(client, sessions, wh_settings)["status"] == "succeeded"
+    first = receiver.requests[-1]
+    assert first.headers["facesearch-event-id"] == first.headers["webhook-id"]
+    assert first.headers["facesearch-signature"].startswith(
+        f"t={first.headers['webhook-timestamp']},"
+    )
+    assert verifies(legacy, first.body, first.headers)  # the library, given legacy.encode()
+    assert verified_with(legacy.encode())(first)
+
+    new = client.post(
+        f"/v1/webhooks/{sub['id']}/rotate-secret", json={"previous_valid_s": 3600}
+    ).get_json()["secret"]
+    assert not is_legacy(new)
+    assert deliver_a_search(client, sessions, wh_settings)["status"] == "succeeded"
+    during = receiver.requests[-1]
+    assert during.headers["facesearch-signature"].count("v1=") == 1  # the earlier secret's
+    assert verifies(new, during.body, during.headers)
+    assert verifies(legacy, during.body, during.headers)
+
+    end_grace_period(sessions, sub["id"])
+    # The earlier receiver now refuses: there is no earlier header to check.
+    assert deliver_a_search(client, sessions, wh_settings)["status"] == "pending"
+    after = receiver.requests[-1]
+    assert "facesearch-signature" not in after.headers
+    assert "facesearch-event-id" not in after.headers
+    assert verifies(new, after.body, after.headers)
+    assert not verifies(legacy, after.body, after.headers)
 
 
 def test_jobs_the_api_closes_itself_send_job_completed(

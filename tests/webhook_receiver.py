@@ -1,14 +1,18 @@
 """A real HTTP receiver on 127.0.0.1 for the webhook tests: it answers from a script and
-keeps every request it got (path, headers, raw body)."""
+keeps every request it got (path, headers, raw body). Given a secret, it checks each request's
+signature with the ``standardwebhooks`` library, as a receiver would, and answers 400 to one
+that does not verify."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from standardwebhooks import Webhook, WebhookVerificationError
 
 
 @dataclass(frozen=True)
@@ -26,12 +30,33 @@ class Answer:
     delay_s: float = 0.0
 
 
+Verifier = Callable[[Received], bool]
+REJECTED = Answer(400, b"signature does not verify")
+
+
+def verified_with(secret: str | bytes) -> Verifier:
+    """A check of a request's Standard Webhooks headers by the library, holding ``secret``
+    (a ``whsec_`` string, or the key's bytes)."""
+    webhook = Webhook(secret)
+
+    def verify(request: Received) -> bool:
+        try:
+            webhook.verify(request.body, request.headers, json_parse=False)
+        except WebhookVerificationError:
+            return False
+        return True
+
+    return verify
+
+
 class Receiver:
     def __init__(self, server: ThreadingHTTPServer) -> None:
         self.server = server
         self.requests: list[Received] = []
         self.script: list[Answer] = []  # answers in order; then `default`
         self.default = Answer()
+        # When set, a request that it refuses is answered REJECTED (and takes no scripted answer).
+        self.verify: Verifier | None = None
         self.lock = threading.Lock()
 
     @property
@@ -42,6 +67,8 @@ class Receiver:
     def next_answer(self, request: Received) -> Answer:
         with self.lock:
             self.requests.append(request)
+            if self.verify is not None and not self.verify(request):
+                return REJECTED
             return self.script.pop(0) if self.script else self.default
 
     def wait_for(self, count: int, timeout_s: float) -> list[Received]:

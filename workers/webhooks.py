@@ -34,7 +34,7 @@ from core.destinations import (
 from core.logging import get_logger
 from core.queue import DELIVER_WEBHOOK_TASK, broker_options
 from core.settings import Settings
-from core.webhook_signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
+from core.webhook_signing import signed_headers
 from models import (
     DeliveryAttempt,
     DeliveryStatus,
@@ -128,7 +128,8 @@ def send(
     policy: DeliveryPolicy,
     resolver: Resolver = system_resolver,
 ) -> SendOutcome:
-    """POST ``body`` to ``url`` once, signed; never raises for what the destination does."""
+    """POST ``body`` to ``url`` once, signed by ``secrets`` (the current one first) as message
+    ``event_id``; never raises for what the destination does."""
     try:
         destination = check_destination(url, policy.allow, resolver)
     except UnsafeDestinationError as exc:
@@ -140,8 +141,9 @@ def send(
         "Host": target.netloc.decode("ascii"),
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        EVENT_ID_HEADER: event_id,
-        SIGNATURE_HEADER: sign(secrets[0], body, also=secrets[1:]),
+        # Standard Webhooks: webhook-id (the event's id), webhook-timestamp (this attempt's
+        # time) and webhook-signature (one signature per secret that signs now).
+        **signed_headers(secrets, event_id, body),
     }
     pinned = target.copy_with(host=str(destination.addresses[0]))
     extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
