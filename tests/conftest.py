@@ -220,3 +220,88 @@ def face_pipeline():  # type: ignore[no-untyped-def]
     pipeline = FacePipeline(model_name=DEFAULT_MODEL, weights_dir=MODEL_DIR)
     pipeline.load()
     return pipeline
+
+
+# --- Milvus backends for the index tests -------------------------------------------------
+
+# Set (to the server's URI) in the run that tests/test_index.py starts inside the network
+# namespace of a real Milvus server (tests/milvus_server.py): there the index tests run on
+# that server only; elsewhere on embedded milvus-lite and on a `milvus-lite server`.
+REAL_MILVUS_ENV = "FACESEARCH_TEST_MILVUS_URI"
+REAL_MILVUS_URI = os.environ.get(REAL_MILVUS_ENV, "")
+MILVUS_BACKENDS = ["realserver"] if REAL_MILVUS_URI else ["lite", "liteserver"]
+
+
+@pytest.fixture(scope="session")
+def milvus_lite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``milvus-lite server`` on a free loopback port, once per run; its URI."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    data_dir = tmp_path_factory.mktemp("milvus-lite-server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    executable = Path(sys.executable).with_name("milvus-lite")
+    with (data_dir / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                *(str(executable), "server", "--data-dir", str(data_dir / "db")),
+                *("--host", "127.0.0.1", "--port", str(port)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"milvus-lite server exited: {(data_dir / 'server.log').read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("milvus-lite server did not listen within 60 s")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _wipe_milvus(uri: str) -> None:
+    """Drop every alias and collection on a shared server: each test starts empty."""
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=uri)
+    try:
+        for name in client.list_collections():
+            for alias in client.list_aliases(name).get("aliases", []):
+                client.drop_alias(alias)
+            client.drop_collection(name)
+    finally:
+        client.close()
+
+
+@pytest.fixture(params=MILVUS_BACKENDS)
+def milvus_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URI of an empty index on each backend the run tests: embedded milvus-lite (a
+    fresh folder), a `milvus-lite server`, or the real Milvus server of the namespaced run."""
+    if request.param == "lite":
+        yield str(tmp_path / "var" / "milvus.db")
+        return
+    uri = (
+        REAL_MILVUS_URI
+        if request.param == "realserver"
+        else request.getfixturevalue("milvus_lite_server")
+    )
+    _wipe_milvus(uri)
+    yield uri
+    _wipe_milvus(uri)

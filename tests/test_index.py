@@ -1,4 +1,6 @@
-"""Tests for core.index on a real embedded Milvus (milvus-lite) in a temporary folder."""
+"""Tests for core.index on every backend: embedded milvus-lite in a temporary folder, a
+``milvus-lite server`` on loopback, and (in a run of their own, inside a network namespace)
+a real Milvus standalone server: ``test_index_tests_on_a_real_milvus_server``."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 
 from core.index import Hit, VectorIndex, VectorIndexError
+from tests.conftest import REAL_MILVUS_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "facenet-20170512-110547"
@@ -27,8 +30,8 @@ def _unit(rows: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(params=["HNSW", "FLAT"])
-def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
-    ix = VectorIndex(str(tmp_path / "var" / "milvus.db"), index_type=request.param)
+def index(request: pytest.FixtureRequest, milvus_uri: str) -> Iterator[VectorIndex]:
+    ix = VectorIndex(milvus_uri, index_type=request.param)
     try:
         yield ix
     finally:
@@ -283,3 +286,39 @@ def test_existing_index_type_wins_over_configuration(tmp_path: Path) -> None:
         hits = flat.search(MODEL, vectors[3], top_k=150, gallery_id=1)[0]
         assert hits[0].face_id == 4
         assert len(hits) >= 140
+
+
+# --- a real Milvus server ------------------------------------------------------------------
+
+REAL_SERVER_MODULES = ["tests/test_index.py", "tests/test_isolation.py", "tests/test_reindex.py"]
+
+
+def test_index_tests_on_a_real_milvus_server(tmp_path: Path) -> None:
+    """The index tests (this module, isolation, the no-downtime rebuild) run again on a real
+    Milvus standalone server (PyPI ``milvus==2.3.5``), started once for all of them inside a
+    network namespace of its own; the tests run in a pytest inside it too (the server
+    listens on every interface, so nothing outside the namespace may reach it)."""
+    pytest.importorskip("milvus", reason="the real server is PyPI milvus==2.3.5 (dev extra)")
+    from tests.milvus_server import POSTGRES_SOCKET_ENV, MilvusNetns, NetnsUnavailable
+
+    try:
+        server = MilvusNetns(tmp_path / "milvus").__enter__()
+    except NetnsUnavailable as exc:
+        pytest.skip(f"no network namespace for the real Milvus server here: {exc}")
+    with server:
+        env = {**os.environ, **POSTGRES_SOCKET_ENV, REAL_MILVUS_ENV: server.uri}
+        env["PYTHONPATH"] = str(REPO)
+        run = server.run(
+            [
+                *(sys.executable, "-m", "pytest", *REAL_SERVER_MODULES, "-k", "realserver"),
+                *("-m", "not slow", "-q", "-p", "no:cacheprovider"),
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-6000:]
+    assert " passed" in output, output[-2000:]  # tests ran (none collected is exit code 5)

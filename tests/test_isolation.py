@@ -1,20 +1,15 @@
 """Gallery isolation: a search sees only its own gallery's faces, and a gallery with at least
 ``top_k`` faces always gets ``top_k`` matches, however close another gallery's faces are.
 
-Index level on every backend the suite uses (embedded milvus-lite with HNSW and FLAT, and a
-``milvus-lite server`` over HTTP), and search level through ``workers.search.run_search``
+Index level on every backend the suite uses (embedded milvus-lite, a ``milvus-lite server``
+over HTTP, and a real Milvus server in the namespaced run of tests/test_index.py; HNSW and
+FLAT), and search level through ``workers.search.run_search``
 with real faces.
 """
 
 from __future__ import annotations
 
 import io
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +35,6 @@ BIG = 2  # 5,000 vectors packed around the query
 SMALL_SHARED, SMALL_ALONE = 4, 1
 TINY = 3  # fewer faces than top_k
 BIG_ROWS, SMALL_ROWS, TINY_ROWS = 5000, 20, 5
-MILVUS_LITE = Path(sys.executable).with_name("milvus-lite")
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
@@ -133,110 +127,48 @@ def data() -> Galleries:
 
 
 @pytest.mark.parametrize("index_type", ["HNSW", "FLAT"])
-def test_embedded_search_sees_only_its_gallery(
-    tmp_path: Path, data: Galleries, index_type: str
-) -> None:
-    with VectorIndex(str(tmp_path / "milvus.db"), index_type=index_type) as index:
+def test_search_sees_only_its_gallery(milvus_uri: str, data: Galleries, index_type: str) -> None:
+    with VectorIndex(milvus_uri, index_type=index_type) as index:
         data.fill(index, "m")
-        _check_isolation(index, "m", data)  # straight after the flush
+        _check_isolation(index, "m", data)  # straight after the write
         _build_ann_indexes(index, "m")
         _check_isolation(index, "m", data)  # on the built ANN index
 
 
 def test_exact_scan_in_pages(
-    tmp_path: Path, data: Galleries, monkeypatch: pytest.MonkeyPatch
+    milvus_uri: str, data: Galleries, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A gallery bigger than one page is scanned a page at a time, the best kept across pages."""
     monkeypatch.setattr(core.index, "_SCAN_PAGE", 7)  # the small galleries' 20 rows: 3 pages
-    with VectorIndex(str(tmp_path / "milvus.db"), index_type="HNSW") as index:
+    with VectorIndex(milvus_uri, index_type="HNSW") as index:
         data.fill(index, "m")
         _build_ann_indexes(index, "m")
         _check_isolation(index, "m", data)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A ``milvus-lite server`` on a free loopback port; its URI. Stopped in every case."""
-    data_dir = tmp_path_factory.mktemp("milvus-server")
-    port = _free_port()
-    log = (data_dir / "server.log").open("wb")
-    command = [str(MILVUS_LITE), "server", "--data-dir", str(data_dir / "db")]
-    process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"milvus-lite server exited: {(data_dir / 'server.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("milvus-lite server did not listen within 60 s")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(process)
-        log.close()
-
-
-@pytest.mark.parametrize("index_type", ["HNSW", "FLAT"])
-def test_server_search_sees_only_its_gallery(
-    milvus_server: str, data: Galleries, index_type: str
-) -> None:
-    model = f"isolation-{index_type}"
-    with VectorIndex(milvus_server, index_type=index_type) as index:
-        try:
-            data.fill(index, model)
-            _build_ann_indexes(index, model)
-            _check_isolation(index, model, data)
-        finally:
-            index.drop(model)
-
-
-def test_collection_without_partition_key_still_isolates(tmp_path: Path, data: Galleries) -> None:
-    """A collection made before the partition key (same fields, plain ``gallery_id``)."""
+def test_collection_without_partition_key_still_isolates(milvus_uri: str, data: Galleries) -> None:
+    """A collection made before the partition key and before aliases (same fields, plain
+    ``gallery_id``, named ``faces_<model>``): put behind the alias on first use, as it is."""
     from pymilvus import DataType
 
-    with VectorIndex(str(tmp_path / "milvus.db"), index_type="HNSW") as index:
+    with VectorIndex(milvus_uri, index_type="HNSW") as index:
         client = index._connect()
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=DIM)
         schema.add_field("image_id", DataType.INT64)
         schema.add_field("gallery_id", DataType.INT64)
-        client.create_collection(
-            index.collection_name("m"), schema=schema, consistency_level="Strong"
-        )
+        client.create_collection("faces_m", schema=schema, consistency_level="Strong")
         data.fill(index, "m")
+        assert index.live_collection("m") == "faces_m"
         fields = client.describe_collection(index.collection_name("m"))["fields"]
         assert not any(f.get("is_partition_key") for f in fields)
         _build_ann_indexes(index, "m")
         _check_isolation(index, "m", data)
 
 
-def test_new_collections_partition_by_gallery(tmp_path: Path) -> None:
-    with VectorIndex(str(tmp_path / "milvus.db")) as index:
+def test_new_collections_partition_by_gallery(milvus_uri: str) -> None:
+    with VectorIndex(milvus_uri) as index:
         index.ensure_collection("m", DIM)
         fields = index._connect().describe_collection(index.collection_name("m"))["fields"]
     assert [f["name"] for f in fields if f.get("is_partition_key")] == ["gallery_id"]

@@ -201,7 +201,7 @@ def run_reindex(
         job = session.get_one(Job, job_id)
         if job.status.finished:
             return
-        counts = {name: int(progress["written"]) for name, progress in state.items()}
+        counts = {name: int(progress.get("count", 0)) for name, progress in state.items()}
         job.total = job.done = sum(counts.values())
         job.result = {"faces_indexed": counts}
         deliveries = close_job(session, job, JobStatus.SUCCEEDED)
@@ -244,6 +244,9 @@ def _rebuild_model(
         if not rows:
             index.finish_rebuild(model_name, str(collection))
             progress["switched"] = True
+            # What the new collection holds: the copy, plus faces indexed meanwhile, less
+            # faces erased meanwhile.
+            progress["count"] = index.count(model_name)
             _save(sessions, job_id, state)
             log.info("reindex: switched", model=model_name, collection=collection)
             return True
