@@ -451,3 +451,21 @@ def test_a_real_worker_ends_a_search_within_its_wait(
         app.extensions[CONTEXT].close()
         stop_worker(worker)
         drop_database(database_url)
+
+
+# --- facesearch serve ------------------------------------------------------------------------
+
+
+def test_serve_refuses_a_cap_that_leaves_too_few_threads(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    refused = CliRunner().invoke(cli, ["serve", "--threads", "32"])  # the cap is 48
+    assert refused.exit_code == 2
+    assert "API_MAX_WAITERS=48" in refused.output
+    monkeypatch.setenv("API_MAX_WAITERS", "40")
+    get_settings.cache_clear()
+    assert CliRunner().invoke(cli, ["serve", "--threads", "55"]).exit_code == 2
