@@ -168,7 +168,8 @@ class SearchIn(Schema):
         validate=Length(min=1, max=2048),
         metadata={
             "description": "an http(s) URL told when the search finishes (search.completed "
-            "or search.failed), signed with the `callback_secret` of the answer"
+            "or search.failed), signed with the `callback_secret` of the answer in the Standard "
+            "Webhooks headers `webhook-id`, `webhook-timestamp` and `webhook-signature`"
         },
     )
 

@@ -31,7 +31,7 @@ from api.waiting import (
     preferred_wait,
     wait_for_job,
 )
-from api.webhooks import check_webhook_url
+from api.webhooks import check_webhook_url, delivery_callbacks
 from core.logging import get_logger
 from core.queue import SEARCH_TASK
 from core.storage import ObjectNotFound
@@ -137,6 +137,12 @@ CREATE_RESPONSES: dict[int | str, dict[str, str | dict[str, dict[str, Any]]]] = 
     "N seconds, at most 30): if the search ends within N seconds the answer is 200 with the "
     "search itself (`Preference-Applied: wait=N`), else the usual 202.",
     responses=CREATE_RESPONSES,
+    # With a callback_url: the signed delivery sent there when the search ends.
+    extensions={
+        "callbacks": delivery_callbacks(
+            "searchFinished", "{$request.body#/callback_url}", "search.completed or search.failed"
+        )
+    },
 )
 @requires(Scope.SEARCH)
 @idempotent

@@ -2,7 +2,9 @@
 
 A subscription's signing secret is in the answer to its creation and to a rotation, never
 in any other answer. Destinations are checked before anything is stored
-(``core.destinations``) and again before each delivery.
+(``core.destinations``) and again before each delivery. Deliveries are signed by the Standard
+Webhooks specification (``core.webhook_signing``); the OpenAPI document describes them as
+callbacks of the operations that set their URL (``delivery_callbacks``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from api.errors import ApiError
 from core.destinations import AllowList, UnsafeDestinationError, check_destination
 from core.logging import get_logger
 from core.queue import DELIVER_WEBHOOK_TASK
+from core.webhook_signing import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from models import (
     DeliveryStatus,
     Scope,
@@ -37,6 +40,87 @@ log = get_logger(__name__)
 bp = APIBlueprint("webhooks", __name__, url_prefix="/v1", tag="Webhooks")
 
 DEFAULT_DELIVERY_PAGE = 50
+
+SIGNING = (
+    "Signed by the Standard Webhooks specification (https://www.standardwebhooks.com/): "
+    f"`{ID_HEADER}`, `{TIMESTAMP_HEADER}` and `{SIGNATURE_HEADER}`; verify them with any of its "
+    "libraries, or as the README's Webhooks section shows."
+)
+# The headers every delivery carries, as the OpenAPI document's callbacks describe them.
+DELIVERY_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": ID_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "The event's id (the body's `id`): the same on every retry and "
+        "redelivery, so a receiver can ignore an event it already has.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": TIMESTAMP_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "This attempt's time, in unix seconds; refuse one far from your clock "
+        "(the libraries allow 5 minutes), a possible replay.",
+        "schema": {"type": "integer"},
+    },
+    {
+        "name": SIGNATURE_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "`v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-"
+        "timestamp>.<raw body>`, keyed with the bytes the secret's base64 (after `whsec_`) "
+        "encodes. During a secret's rotation, one such signature per secret, separated by "
+        "spaces: one that verifies is enough. (A secret made before this scheme, `whsec_` and "
+        "43 URL-safe characters, is keyed with its own UTF-8 bytes, and its deliveries also "
+        "carry the earlier `Facesearch-Signature` and `Facesearch-Event-Id` until it is rotated.)",
+        "schema": {"type": "string"},
+        "example": "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+    },
+]
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "type", "created", "data"],
+    "properties": {
+        "id": {"type": "string", "description": f"the event's id, also in `{ID_HEADER}`"},
+        "type": {"type": "string", "enum": schemas.WEBHOOK_EVENT_TYPES},
+        "created": {"type": "integer", "description": "when the event happened (unix seconds)"},
+        "data": {
+            "type": "object",
+            "description": "search.completed and search.failed: the search's outcome (its "
+            "faces and matches, or `faces_included: false` and `search_url` when large); "
+            "job.completed: the job (see the README's Webhooks section)",
+        },
+    },
+}
+
+
+def delivery_callbacks(name: str, url: str, events: str) -> dict[str, Any]:
+    """An OpenAPI callbacks object: the signed POST sent to ``url`` (a runtime expression
+    naming the request field that gave it) for ``events``."""
+    return {
+        name: {
+            url: {
+                "post": {
+                    "summary": f"A delivery: {events}",
+                    "description": f"{SIGNING} Retried with backoff until a 2xx answer; "
+                    "redirects are not followed.",
+                    "parameters": DELIVERY_HEADERS,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": EVENT_SCHEMA}},
+                    },
+                    "responses": {
+                        "2XX": {"description": "Received: the delivery succeeded"},
+                        "default": {
+                            "description": "Anything else, or no answer in time: the attempt "
+                            "failed and is retried"
+                        },
+                    },
+                }
+            }
+        }
+    }
 
 
 def check_webhook_url(url: str) -> None:
@@ -104,13 +188,18 @@ def _subscription_or_404(webhook_id: str) -> WebhookSubscription:
 @bp.output(schemas.WebhookOut, status_code=201)
 @bp.doc(
     summary="Subscribe a URL to events",
-    description="Answers with the subscription and its signing `secret`, shown this once "
-    "(rotate it to get a new one). Deliveries are JSON POSTs signed in "
-    "`Facesearch-Signature`; see the README's Webhooks section to verify them.",
+    description="Answers with the subscription and its signing `secret` (`whsec_` and the "
+    "base64 of the key), shown this once (rotate it to get a new one). Deliveries are JSON "
+    f"POSTs to `url` (see the callback). {SIGNING}",
     responses={
         201: "Subscribed",
         409: "The gallery has WEBHOOK_MAX_SUBSCRIPTIONS subscriptions already",
         422: "Invalid input, or a refused destination",
+    },
+    extensions={
+        "callbacks": delivery_callbacks(
+            "event", "{$request.body#/url}", "each event the subscription names"
+        )
     },
 )
 @requires(Scope.ADMIN)
@@ -179,8 +268,9 @@ def delete_webhook(webhook_id: str) -> tuple[str, int]:
     summary="Replace the signing secret",
     description="Answers with the new `secret`, shown this once. Every delivery from now on, "
     "retries of earlier events included, is signed with it. With `previous_valid_s`, "
-    "deliveries carry a signature by the old secret too until then (a second `v1`), so the "
-    "receiver can switch without missing anything; otherwise the old one stops at once.",
+    f"deliveries carry a signature by the old secret too until then (a second `v1,...` in "
+    f"`{SIGNATURE_HEADER}`), so the receiver can switch without missing anything; otherwise "
+    "the old one stops at once.",
     responses={404: "No such webhook"},
 )
 @requires(Scope.ADMIN)

@@ -705,6 +705,32 @@ def test_openapi_documents_the_webhook_routes(client: FlaskClient) -> None:
     assert "callback_url" in spec["components"]["schemas"]["SearchIn"]["properties"]
 
 
+def test_openapi_describes_deliveries_as_signed_callbacks(client: FlaskClient) -> None:
+    """Both ways of getting deliveries (a subscription, a search's callback_url) describe the
+    POST sent, with the Standard Webhooks headers; the document stays valid."""
+    from openapi_spec_validator import validate
+
+    spec = client.get("/openapi.json").get_json()
+    validate(spec)
+    for path, expression in (
+        ("/v1/webhooks", "{$request.body#/url}"),
+        ("/v1/searches", "{$request.body#/callback_url}"),
+    ):
+        operation = spec["paths"][path]["post"]
+        (callback,) = operation["callbacks"].values()
+        delivery = callback[expression]["post"]
+        headers = {p["name"]: p for p in delivery["parameters"] if p["in"] == "header"}
+        assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+        assert all(h["required"] for h in headers.values())
+        assert "v1," in headers["webhook-signature"]["description"]
+        schema = delivery["requestBody"]["content"]["application/json"]["schema"]
+        assert set(schema["required"]) == {"id", "type", "created", "data"}
+        assert "Facesearch-Signature" not in json.dumps(operation.get("description", ""))
+    assert "webhook-signature" in spec["paths"]["/v1/webhooks"]["post"]["description"]
+    rotate = spec["paths"]["/v1/webhooks/{webhook_id}/rotate-secret"]["post"]["description"]
+    assert "webhook-signature" in rotate
+
+
 def test_an_ingest_job_that_finishes_sends_job_completed(
     client: FlaskClient, sessions: sessionmaker[Session]
 ) -> None:
