@@ -83,7 +83,7 @@ class SearchCallback(Base):
 class WebhookEvent(Base):
     __tablename__ = "webhook_events"
 
-    # Sent as the payload's "id" and the Facesearch-Event-Id header, the same on every
+    # Sent as the payload's "id" and the webhook-id header, the same on every
     # attempt and redelivery: receivers deduplicate on it.
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
     type: Mapped[EventType] = mapped_column(str_enum(EventType, length=32), index=True)
