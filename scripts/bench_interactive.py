@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import statistics
 import sys
@@ -153,6 +154,27 @@ class Searcher(threading.Thread):
                 self.stopped.wait(max(0.0, slot + self.every_s - time.monotonic()))
 
 
+def raise_priority(by: int) -> None:
+    """Lower the nice value of this script and every process it started, thread by thread
+    (Linux keeps a nice value per thread), keeping their differences (the ingest worker's
+    own +10 stays +10 above the others): on a machine shared with other work, the stack
+    under test then gets the CPU first. Needs root for a negative value."""
+    import psutil  # noqa: PLC0415 (dev dependency)
+
+    me = psutil.Process()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
+        except FileNotFoundError:
+            continue
+        for tid in threads:
+            try:
+                current = os.getpriority(os.PRIO_PROCESS, tid)
+                os.setpriority(os.PRIO_PROCESS, tid, max(-20, current - by))
+            except (ProcessLookupError, PermissionError):
+                continue
+
+
 def images_per_s(job: dict, wall_s: float) -> float:
     progress = job["progress"]
     return (progress["done"] + progress["failed"] + progress["skipped"]) / wall_s
@@ -166,6 +188,8 @@ def quiet_and_busy(
     queries: list[tuple[str, bytes]],
 ) -> dict[str, object]:
     """Phases 1 and 2 on one stack."""
+    if args.priority:
+        raise_priority(args.priority)
     with s.client(httpx.Timeout(30.0, read=600.0)) as client:
         say(f"quiet: a gallery of {args.gallery} images")
         ingest_archive(client, gallery)
@@ -197,8 +221,10 @@ def quiet_and_busy(
     return {"quiet": quiet.summary(), "busy": busy}
 
 
-def alone(s: Stack, archive: Path) -> dict[str, object]:
+def alone(s: Stack, archive: Path, priority: int) -> dict[str, object]:
     """Phase 3: the archive with no searches."""
+    if priority:
+        raise_priority(priority)
     with s.client(httpx.Timeout(30.0, read=600.0)) as client:
         say("alone: the archive, no searches")
         job, wall = ingest_archive(client, archive)
@@ -211,7 +237,7 @@ def alone(s: Stack, archive: Path) -> dict[str, object]:
     return {"alone": figures}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path, default=default_archive())
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
@@ -223,7 +249,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-alone", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=0,
+        help="lower the stack's nice values by this much (root; for a machine shared with "
+        "other work: the figures then say what the stack does when it gets the CPU first)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
 
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 (dev dependency)
 
@@ -235,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     host, port = s3.get_host_and_port()
     endpoint = f"{host}:{port}"
     workers = LAYOUTS[args.layout]
-    figures: dict[str, object] = {"layout": args.layout, "search_every_s": args.search_every}
+    figures: dict[str, object] = {
+        "layout": args.layout,
+        "search_every_s": args.search_every,
+        "priority": args.priority,
+        "load_average_at_start": os.getloadavg()[0],
+    }
     try:
         archive: Path = args.archive
         if args.limit:
@@ -255,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             figures |= quiet_and_busy(s, args, gallery, archive, queries)
         if not args.skip_alone:
             with stack(work / "alone", endpoint, 9, 0, worker_commands=workers) as s:
-                figures |= alone(s, archive)
+                figures |= alone(s, archive, args.priority)
             busy_rate = figures["busy"]["ingest_images_per_s"]  # type: ignore[index]
             alone_rate = figures["alone"]["ingest_images_per_s"]  # type: ignore[index]
             figures["ingest_lost_to_searches_pct"] = round(100 * (1 - busy_rate / alone_rate), 1)
