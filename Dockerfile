@@ -1,16 +1,21 @@
-# One image for every facesearch process: the API (gunicorn), the Celery workers, the
-# one-shot migrate service and the `facesearch` CLI.
+# One Dockerfile for every facesearch image, installed from the lock (requirements/*.txt,
+# exported from uv.lock with hashes: README, "Dependencies and the lock file"):
 #
-#   docker build -t facesearch:latest .                              # tensorflow-cpu
-#   docker build -t facesearch:latest-gpu --build-arg TF_VARIANT=gpu .   # tensorflow[and-cuda]
+#   docker build -t facesearch:latest-api --build-arg TF_VARIANT=none .   # API, CLI, I/O worker
+#   docker build -t facesearch:latest .                                   # + tensorflow-cpu
+#   docker build -t facesearch:latest-gpu --build-arg TF_VARIANT=gpu .    # + tensorflow[and-cuda]
 #
-# TF_VARIANT=gpu swaps pyproject's tensorflow-cpu requirement for tensorflow[and-cuda] at the
-# same version: the CUDA and cuDNN libraries come as pip wheels, so the same slim Python base
-# image serves both; the host needs only the NVIDIA driver and the NVIDIA Container Toolkit.
+# TF_VARIANT picks the requirement set: none is the core alone (no TensorFlow, Keras, MTCNN: the
+# API, the CLI, the migrate step and the light I/O worker), cpu adds the face pipeline on
+# tensorflow-cpu (the `worker` extra), gpu the same pipeline on tensorflow[and-cuda] (the
+# `worker-gpu` extra; the CUDA and cuDNN libraries come as pip wheels, so the same slim Python
+# base image serves all three; the host needs only the NVIDIA driver and the NVIDIA Container
+# Toolkit).
 #
-# PULL_MODELS=true (the default) downloads the FaceNet weights at build time, so the image is
-# self-contained and a worker never needs the network to start. PULL_MODELS=false leaves that
-# to the compose `migrate` service (`facesearch models pull` into the `models` volume).
+# PULL_MODELS=true (the default) downloads the FaceNet weights at build time into the images
+# that run the pipeline, so a worker never needs the network to start. PULL_MODELS=false
+# leaves that to the compose `migrate` service (`facesearch models pull` into the `models`
+# volume). The TF_VARIANT=none image never carries weights.
 #
 # Classic-builder compatible (no heredocs, no BuildKit-only syntax): docker-compose 1.29 builds
 # without BuildKit.
@@ -36,31 +41,29 @@ RUN groupadd --system --gid 10001 facesearch \
 
 WORKDIR /app
 
-# Dependencies first, from pyproject.toml alone, so that a code change does not reinstall
-# TensorFlow. The requirement list is pyproject's, with tensorflow-cpu swapped for
-# tensorflow[and-cuda] when TF_VARIANT=gpu.
-COPY pyproject.toml ./
-RUN python -c "import re, sys, tomllib; \
-variant = sys.argv[1]; \
-assert variant in ('cpu', 'gpu'), 'TF_VARIANT must be cpu or gpu, not %r' % variant; \
-deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
-split = [re.match(r'^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(.*)', d).groups() for d in deps]; \
-tf = [i for i, (name, _) in enumerate(split) if re.sub(r'[-_.]+', '-', name).lower() == 'tensorflow-cpu']; \
-assert len(tf) == 1, 'expected one tensorflow-cpu requirement in pyproject.toml, found %d' % len(tf); \
-out = [('tensorflow[and-cuda]' if variant == 'gpu' and i in tf else name) + rest for i, (name, rest) in enumerate(split)]; \
-open('/tmp/requirements.txt', 'w').write('\n'.join(out) + '\n')" "${TF_VARIANT}" \
- && cat /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt
+# Dependencies first, from the lock alone, so that a code change does not reinstall TensorFlow.
+# With hashes pip installs exactly the locked files and refuses any package the set does not
+# list; pip check then proves that no installed package's requirements are left unmet.
+COPY requirements/ ./requirements/
+RUN case "${TF_VARIANT}" in \
+      none) reqs=api ;; \
+      cpu) reqs=worker ;; \
+      gpu) reqs=worker-gpu ;; \
+      *) echo "TF_VARIANT must be none, cpu or gpu, not '${TF_VARIANT}'" >&2; exit 1 ;; \
+    esac \
+ && pip install --require-hashes -r "requirements/${reqs}.txt" \
+ && pip check
 
-# The project itself (its dependencies are already in place; --no-deps keeps pip from putting
-# tensorflow-cpu back next to tensorflow[and-cuda] in the GPU variant).
+# The project itself, without dependencies: they are all in place from the lock.
 COPY . .
 RUN pip install --no-deps .
 
 USER facesearch
 
-RUN if [ "${PULL_MODELS}" = "true" ]; then facesearch models pull; fi
+RUN if [ "${PULL_MODELS}" = "true" ] && [ "${TF_VARIANT}" != "none" ]; then facesearch models pull; fi
 
 EXPOSE 8000
 
-CMD ["gunicorn", "--workers=2", "--bind=0.0.0.0:8000", "--access-logfile=-", "api.wsgi:app"]
+# The API under gunicorn as `facesearch serve` lays it out (threads for long polls, one
+# /metrics over all its processes); the compose file gives each service its own command.
+CMD ["facesearch", "serve", "--host=0.0.0.0", "--port=8000"]

@@ -463,13 +463,19 @@ def test_compose_cli_config() -> None:
 
 # --- the image --------------------------------------------------------------------------------
 
+REQUIREMENTS = ROOT / "requirements"
+# TF_VARIANT -> the requirement set (exported from uv.lock by `make lock`) that image installs.
+IMAGE_SETS = {"none": "api", "cpu": "worker", "gpu": "worker-gpu"}
+# What the face pipeline brings; the API image (TF_VARIANT=none) must carry none of it.
+PIPELINE_ONLY = {"tensorflow", "tensorflow-cpu", "keras", "mtcnn", "keras-facenet", "matplotlib"}
+
 
 def _dockerfile_instructions() -> list[str]:
     joined = re.sub(r"\\\n", "", DOCKERFILE.read_text(encoding="utf-8"))
     return [line for line in joined.splitlines() if line and not line.lstrip().startswith("#")]
 
 
-def test_dockerfile_builds_cpu_and_gpu_variants_from_one_file() -> None:
+def test_dockerfile_builds_every_variant_from_one_file() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert not (ROOT / "Dockerfile.gpu").exists()
     assert "ARG TF_VARIANT=cpu" in text
@@ -479,51 +485,139 @@ def test_dockerfile_builds_cpu_and_gpu_variants_from_one_file() -> None:
     instructions = _dockerfile_instructions()
     assert instructions[0].startswith("ARG PYTHON_VERSION=3.11")
     assert any(line.startswith("USER ") and "root" not in line for line in instructions)
+    # The lock is copied alone before the code, so a code change does not reinstall TensorFlow.
+    copies = [line for line in instructions if line.startswith("COPY ")]
+    assert copies == ["COPY requirements/ ./requirements/", "COPY . ."]
+    # The project itself comes last, without dependencies: they all came from the lock.
     assert any(line.startswith("RUN pip install --no-deps .") for line in instructions)
+    assert not any("pyproject.toml" in line for line in instructions if line.startswith("RUN "))
 
 
-def _requirements_step() -> str:
-    for line in _dockerfile_instructions():
-        if line.startswith('RUN python -c "import re, sys, tomllib;'):
-            return line.removeprefix("RUN ").split(" && cat ")[0]
-    raise AssertionError("the requirements step is missing from the Dockerfile")
+def _install_step() -> str:
+    steps = [line for line in _dockerfile_instructions() if "pip install --require-hashes" in line]
+    assert len(steps) == 1, "expected one locked install step in the Dockerfile"
+    return steps[0].removeprefix("RUN ")
 
 
-def _run_requirements_step(variant: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    out = tmp_path / f"requirements-{variant}.txt"
-    step = _requirements_step().replace("/tmp/requirements.txt", str(out))
-    step = shlex.quote(sys.executable) + step.removeprefix("python")
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    return subprocess.run(
-        ["/bin/sh", "-c", step],
-        cwd=tmp_path,
-        env={**os.environ, "TF_VARIANT": variant},
+def _run_install_step(variant: str, tmp_path: Path) -> tuple[int, str, list[list[str]]]:
+    """Run the Dockerfile's own install step with a `pip` that records its arguments."""
+    bin_dir = tmp_path / f"bin-{variant}"
+    bin_dir.mkdir()
+    log = tmp_path / f"pip-{variant}.log"
+    fake_pip = bin_dir / "pip"
+    fake_pip.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {shlex.quote(str(log))}\n')
+    fake_pip.chmod(0o755)
+    result = subprocess.run(
+        ["/bin/sh", "-c", _install_step()],
+        cwd=ROOT,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "TF_VARIANT": variant},
         capture_output=True,
         text=True,
         check=False,
     )
+    calls = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+    return result.returncode, result.stderr, calls
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirements(name: str) -> dict[str, dict[str, list[str]]]:
+    """A requirement file's entries: package -> version -> hashes. A package may be pinned
+    once per Python version range (the lock covers 3.11 to 3.13), each entry with a marker."""
+    text = (REQUIREMENTS / f"{name}.txt").read_text(encoding="utf-8")
+    entries: dict[str, dict[str, list[str]]] = {}
+    for line in re.sub(r"\\\n", " ", text).splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        assert not entry.startswith("-"), f"{name}.txt: unexpected option {entry!r}"
+        m = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", entry)
+        assert m, f"{name}.txt: {entry!r} is not pinned with =="
+        versions = entries.setdefault(_normalise(m[1]), {})
+        assert m[2] not in versions, f"{name}.txt lists {m[1]}=={m[2]} twice"
+        versions[m[2]] = re.findall(r"--hash=sha256:([0-9a-f]{64})", entry)
+    return entries
 
 
 @pytest.mark.skipif(not Path("/bin/sh").exists(), reason="needs a POSIX shell")
-def test_dockerfile_requirement_swap(tmp_path: Path) -> None:
-    """Run the Dockerfile's own requirements step against the real pyproject.toml."""
-    lists = {}
-    for variant in ("cpu", "gpu"):
-        result = _run_requirements_step(variant, tmp_path)
-        assert result.returncode == 0, result.stderr
-        lists[variant] = (tmp_path / f"requirements-{variant}.txt").read_text().splitlines()
-    cpu, gpu = lists["cpu"], lists["gpu"]
-    assert len(cpu) == len(gpu)
-    changed = [(c, g) for c, g in zip(cpu, gpu, strict=True) if c != g]
-    assert len(changed) == 1
-    ((cpu_line, gpu_line),) = changed
-    assert cpu_line.startswith("tensorflow-cpu")
-    assert gpu_line == "tensorflow[and-cuda]" + cpu_line.removeprefix("tensorflow-cpu")
-    assert not any(line.startswith("tensorflow-cpu") for line in gpu)
+@pytest.mark.parametrize(("variant", "name"), IMAGE_SETS.items())
+def test_dockerfile_installs_from_the_lock_with_hashes(
+    variant: str, name: str, tmp_path: Path
+) -> None:
+    code, stderr, calls = _run_install_step(variant, tmp_path)
+    assert code == 0, stderr
+    assert calls == [["install", "--require-hashes", "-r", f"requirements/{name}.txt"], ["check"]]
+    entries = _requirements(name)
+    assert entries
+    for package, versions in entries.items():
+        for version, hashes in versions.items():
+            assert hashes, f"{name}.txt: {package}=={version} has no hash"
 
-    bad = _run_requirements_step("tpu", tmp_path)
-    assert bad.returncode != 0
-    assert "TF_VARIANT must be cpu or gpu" in bad.stderr
+
+def test_dockerfile_refuses_an_unknown_variant(tmp_path: Path) -> None:
+    code, stderr, calls = _run_install_step("tpu", tmp_path)
+    assert code != 0
+    assert "TF_VARIANT must be none, cpu or gpu" in stderr
+    assert calls == []
+
+
+def test_the_api_image_carries_no_tensorflow() -> None:
+    api, worker, gpu = (_requirements(name) for name in ("api", "worker", "worker-gpu"))
+    assert not PIPELINE_ONLY & set(api)
+    assert not any(package.startswith("nvidia-") for package in api)
+    assert {"tensorflow-cpu", "keras", "mtcnn"} <= set(worker)
+    assert "tensorflow" not in worker
+    assert {"tensorflow", "keras", "mtcnn", "nvidia-cudnn-cu12"} <= set(gpu)
+    assert "tensorflow-cpu" not in gpu
+    # One resolution (uv.lock): what the API image has, the workers have at the same versions,
+    # and the development venv (where the tests run) has the CPU worker's set.
+    dev = _requirements("dev")
+    for package, versions in api.items():
+        assert worker[package] == gpu[package] == versions, package
+    for package, versions in worker.items():
+        assert dev[package] == versions, package
+
+
+def test_the_api_image_runs_its_processes_without_the_pipeline(tmp_path: Path) -> None:
+    """Import what the API image runs with every module outside its requirement set hidden:
+    the API, the CLI (the migrate step's commands) and the Celery app of the I/O worker."""
+    from importlib.metadata import packages_distributions
+
+    allowed = {*_requirements("api"), "facesearch"}
+    hidden = sorted(
+        module
+        for module, dists in packages_distributions().items()
+        if module not in sys.stdlib_module_names
+        and not {_normalise(dist) for dist in dists} & allowed
+    )
+    assert "tensorflow" in hidden
+    assert "keras" in hidden
+    code = (
+        "import importlib, importlib.abc, sys\n"
+        f"hidden = set({hidden!r})\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] in hidden:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "for module in sys.argv[1:]:\n"
+        "    importlib.import_module(module)\n"
+        "from cli.main import cli\n"
+        "cli.main(['models', 'list'], standalone_mode=False)\n"
+    )
+    modules = ["api.wsgi", "cli.main", "workers.celery_app", "workers.pipeline.weights"]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *modules],
+        cwd=ROOT,
+        env={**os.environ, "DATA_DIR": str(tmp_path), "MODEL_DIR": str(tmp_path / "models")},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_dockerignore_keeps_local_state_out() -> None:
@@ -534,5 +628,8 @@ def test_dockerignore_keeps_local_state_out() -> None:
     }
     for required in (".git", ".venv", "var", ".env", "**/__pycache__"):
         assert required in patterns
-    # pyproject.toml names README.md as the readme: `pip install .` needs it in the context.
-    assert not {"README.md", "*.md", "pyproject.toml", "alembic.ini", "migrations"} & patterns
+    # pyproject.toml names README.md as the readme: `pip install .` needs it in the context;
+    # the image installs from requirements/.
+    kept = {"README.md", "*.md", "pyproject.toml", "alembic.ini", "migrations", "requirements"}
+    assert not kept & patterns
+    assert not {p for p in patterns if p.startswith("requirements") or p.endswith(".txt")}
