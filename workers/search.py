@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,6 +61,17 @@ def run_search(
 ) -> None:
     """Run a search. ``send_deliveries`` queues its webhook deliveries once its result is
     committed (None leaves them pending, e.g. in tests that do not deliver)."""
+    # Milliseconds by stage, in the log line of each search: where an interactive answer's
+    # time goes (scripts/bench_interactive.py reads them).
+    stages: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        stages[stage] = round((now - mark) * 1000, 1)
+        mark = now
+
     with session_scope(sessions) as session:
         search = session.get(Search, search_id)
         if search is None:
@@ -69,8 +82,12 @@ def run_search(
         start_job(session, search.job)
         key, top_k, gallery_id = search.query_object_key, search.top_k, search.gallery_id
 
+    lap("start_ms")
     try:
-        array = decode_rgb(store.get(key), max_pixels=max_pixels)
+        data = store.get(key)
+        lap("fetch_ms")
+        array = decode_rgb(data, max_pixels=max_pixels)
+        lap("decode_ms")
     except ObjectNotFound:
         _fail(sessions, search_id, "the stored query image is missing", send_deliveries)
         return
@@ -78,6 +95,7 @@ def run_search(
         _fail(sessions, search_id, exc.message, send_deliveries)
         return
     faces = pipeline.process([array])[0]
+    lap("pipeline_ms")
     if not faces:
         _fail(sessions, search_id, "no face found in the query image", send_deliveries)
         return
@@ -88,6 +106,7 @@ def run_search(
         top_k + HIT_SLACK,
         gallery_id=gallery_id,
     )
+    lap("index_ms")
 
     with session_scope(sessions) as session:
         search = session.get_one(Search, search_id)
@@ -126,9 +145,10 @@ def run_search(
             session.add(search_face)
         search.model_name = pipeline.model_name
         deliveries = _finish(session, search, JobStatus.SUCCEEDED)
+    lap("rows_ms")
     if deliveries and send_deliveries is not None:
         send_deliveries(deliveries)
-    log.info("search: done", search_id=search_id, faces=len(faces))
+    log.info("search: done", search_id=search_id, faces=len(faces), **stages)
 
 
 def _gallery_faces(
