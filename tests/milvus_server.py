@@ -158,10 +158,12 @@ class MilvusNetns:
     def close(self) -> None:
         """Stop everything in the namespace and delete it. Safe to call twice."""
         _remove(self.name)
-        if self._server is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._server.wait(timeout=5)
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            if server.poll() is None:  # not seen in the namespace: its own session, killed
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
 
     def _start(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ a real Milvus standalone server: ``test_index_tests_on_a_real_milvus_server``.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -301,11 +302,11 @@ def test_index_tests_on_a_real_milvus_server(tmp_path: Path) -> None:
     pytest.importorskip("milvus", reason="the real server is PyPI milvus==2.3.5 (dev extra)")
     from tests.milvus_server import POSTGRES_SOCKET_ENV, MilvusNetns, NetnsUnavailable
 
-    try:
-        server = MilvusNetns(tmp_path / "milvus").__enter__()
-    except NetnsUnavailable as exc:
-        pytest.skip(f"no network namespace for the real Milvus server here: {exc}")
-    with server:
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(MilvusNetns(tmp_path / "milvus"))
+        except NetnsUnavailable as exc:
+            pytest.skip(f"no network namespace for the real Milvus server here: {exc}")
         env = {**os.environ, **POSTGRES_SOCKET_ENV, REAL_MILVUS_ENV: server.uri}
         env["PYTHONPATH"] = str(REPO)
         run = server.run(
