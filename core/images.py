@@ -104,14 +104,35 @@ def _load(image: Image.Image) -> Image.Image:
         ) from exc
 
 
+# EXIF orientations that turn the picture a quarter: its width and height swap.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
 def inspect_image(data: bytes, *, max_pixels: int) -> ImageInfo:
-    """Validate by decoding fully; return format and oriented size."""
+    """Validate by decoding, as cheaply as finds what a full decode would; return format
+    and oriented size.
+
+    A JPEG is decoded at 1/8 scale (libjpeg's DCT scaling, Pillow's ``draft``): every scan's
+    entropy-coded data is still read, so truncation and corruption are found as by a full
+    decode, at about a third of its cost (0.4 vs 1.1 ms an LFW image). The pixels are thrown
+    away: whoever needs them (the worker) decodes once, fully (``decode_rgb``). Other formats
+    are decoded fully: they are rare, and have no such shortcut."""
     image = _open(data, max_pixels)
     fmt = str(image.format)
-    loaded = _load(image)
-    return ImageInfo(
-        format=fmt, content_type=CONTENT_TYPES[fmt], width=loaded.width, height=loaded.height
-    )
+    width, height = image.size
+    try:
+        if fmt in ("JPEG", "MPO"):
+            image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+        image.load()
+        orientation = image.getexif().get(0x0112)  # ExifTags.Base.Orientation
+    except Exception as exc:
+        # As in _load: any decoder error on hostile bytes is a refusal.
+        raise InvalidImageError(
+            "corrupt", f"the image data is truncated or corrupt ({exc})"
+        ) from exc
+    if orientation in _QUARTER_TURNS:
+        width, height = height, width
+    return ImageInfo(format=fmt, content_type=CONTENT_TYPES[fmt], width=width, height=height)
 
 
 def decode_rgb(data: bytes, *, max_pixels: int) -> np.ndarray:

@@ -3,7 +3,9 @@
 While the archive is being read (in a thread: decompression, hashing, object-store writes and
 inserts, mostly waiting on I/O), the task's own thread already runs pipeline batches over the
 members recorded so far, so reading costs little wall time (it was a fifth of LFW's ingest
-when the two ran one after the other).
+when the two ran one after the other). The reader validates each member cheaply (a reduced
+JPEG decode) and leaves its bytes to the pipeline (``HeldBytes``), which decodes it once
+without fetching it back from the store.
 
 One task run does a bounded amount of work (``budget_s``) and queues its own continuation,
 so no run nears the task time limit whatever the archive's size, and a killed run costs at
@@ -20,8 +22,8 @@ import contextvars
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -46,8 +48,10 @@ from models.db import session_scope
 from services.content import lock_objects
 from services.images import add_known_image, images_by_digest, new_image, queued_elsewhere
 from services.jobs import close_job
+from workers.held_bytes import HeldBytes
 from workers.ingest import IndexRequest, process_pending
 from workers.pipeline import FacePipeline
+from workers.stages import STAGE_TIMES
 from workers.webhooks import SendDeliveries
 
 log = get_logger(__name__)
@@ -62,9 +66,6 @@ MAX_LABEL = 200
 # A commit that meets a concurrent writer (a duplicate delivery of this task, or an upload of
 # the same bytes) is redone against what that writer committed.
 COMMIT_ATTEMPTS = 3
-# While the reader runs and no member is pending, how long the pipeline waits before looking
-# again (the reader commits a batch of ARCHIVE_SCAN_BATCH members every few hundred ms).
-PENDING_POLL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,17 @@ def member_label(name: str, label_from: str) -> str | None:
 
 
 def check_member(
-    member: Member, store: ObjectStore, *, label_from: str, max_bytes: int, max_pixels: int
+    member: Member,
+    store: ObjectStore,
+    *,
+    label_from: str,
+    max_bytes: int,
+    max_pixels: int,
+    held: HeldBytes | None = None,
 ) -> Scanned:
-    """Validate one member fully (Pillow decodes it) and store its bytes content-addressed."""
+    """Validate one member (``inspect_image``: it decodes, cheaply) and store its bytes
+    content-addressed; ``held`` keeps them for this worker's pipeline, which then need not
+    fetch them back."""
     name = member.name[:MAX_NAME]
     if member.error is not None or member.data is None:
         return Scanned(member.index, name, error=member.error or "the member could not be read")
@@ -111,13 +120,17 @@ def check_member(
             error="the member is an archive; nested archives are not opened (upload it on its own)",
         )
     try:
-        info = inspect_image(data, max_pixels=max_pixels)
+        with STAGE_TIMES.timed("validate", 1):
+            info = inspect_image(data, max_pixels=max_pixels)
     except InvalidImageError as exc:
         return Scanned(member.index, name, error=exc.message)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Pillow can fail while still reading the header of a truncated file.
         return Scanned(member.index, name, error=f"the image data is truncated or corrupt ({exc})")
-    key, digest = put_content(store, data, content_type=info.content_type)
+    with STAGE_TIMES.timed("store", 1):
+        key, digest = put_content(store, data, content_type=info.content_type)
+    if held is not None:
+        held.put(key, data)
     return Scanned(
         member.index,
         name,
@@ -240,7 +253,7 @@ def _commit_batch(
     """Record a scanned batch; False when the job is gone or finished (cancelled)."""
     for attempt in range(COMMIT_ATTEMPTS):
         try:
-            with session_scope(sessions) as session:
+            with STAGE_TIMES.timed("scan_rows", len(scanned)), session_scope(sessions) as session:
                 job = session.get(Job, job_id)
                 if job is None or job.status.finished or job.gallery_id is None:
                     return False
@@ -321,6 +334,7 @@ def scan_archive(
     max_members: int | None = None,
     max_zip_directory_bytes: int | None = None,
     send_deliveries: SendDeliveries | None = None,
+    held: HeldBytes | None = None,
 ) -> bool:
     """Record every member of the job's archive as an item; True once the whole archive is
     recorded (or unreadable: the job says why), False when stopped early (deadline, cancel,
@@ -356,7 +370,7 @@ def scan_archive(
                 max_members=max_members,
                 max_zip_directory_bytes=max_zip_directory_bytes,
             )
-            for member in members:
+            for member in _timed(members, "read"):
                 position = member.index
                 batch.append(
                     check_member(
@@ -365,6 +379,7 @@ def scan_archive(
                         label_from=label_from,
                         max_bytes=max_member_bytes,
                         max_pixels=max_pixels,
+                        held=held,
                     )
                 )
                 if len(batch) >= scan_batch:
@@ -388,6 +403,17 @@ def scan_archive(
         store.delete(key)
     log.info("archive: scanned", job_id=job_id, error=error)
     return True
+
+
+def _timed(members: Iterator[Member], stage: str) -> Iterator[Member]:
+    """The members, the time spent reading each one added to ``stage``."""
+    while True:
+        started = time.perf_counter()
+        member = next(members, None)
+        STAGE_TIMES.add(stage, time.perf_counter() - started, 1 if member is not None else 0)
+        if member is None:
+            return
+        yield member
 
 
 def _cancel_leftovers(sessions: sessionmaker[Session], job_id: str) -> None:
@@ -426,6 +452,8 @@ def run_archive(
             return
         job.start()
         scanned = bool(job.params.get("scanned"))
+    # The reader's bytes, handed to this run's pipeline instead of fetched back.
+    held = HeldBytes()
     process_batches = partial(
         process_pending,
         job_id,
@@ -436,9 +464,10 @@ def run_archive(
         batch_size=batch_size,
         max_pixels=max_pixels,
         deadline=deadline,
+        held=held,
     )
     if not scanned:
-        complete = _scan_while_processing(
+        complete, drained = _scan_while_processing(
             job_id,
             scan=lambda stop: scan_archive(
                 job_id,
@@ -450,18 +479,20 @@ def run_archive(
                 deadline=deadline,
                 stop=stop,
                 send_deliveries=send_deliveries,
+                held=held,
             ),
-            process_one_batch=partial(process_batches, max_batches=1),
-            job_finished=lambda: _job_finished(sessions, job_id),
+            process=process_batches,
+            # Read to the end: other pipeline workers may now share the batches.
+            when_read=partial(_continue_n, continue_later, parallel_tasks - 1),
             deadline=deadline,
         )
         if not complete:
             _continue_unless_finished(sessions, job_id, continue_later)
             return
-        # Read to the end: other pipeline workers may now share the batches.
-        for _ in range(parallel_tasks - 1):
-            continue_later()
-    drained = process_batches()
+        if drained is None:  # no time was left to run the pipeline beside the reader
+            drained = process_batches()
+    else:
+        drained = process_batches()
     if drained:
         # The indexer closes the job once its faces are searchable (a job that failed as a
         # whole, e.g. not an archive, is already closed and stays as it is).
@@ -470,17 +501,24 @@ def run_archive(
         _continue_unless_finished(sessions, job_id, continue_later)
 
 
+def _continue_n(continue_later: Callable[[], None], n: int) -> None:
+    for _ in range(n):
+        continue_later()
+
+
 def _scan_while_processing(
     job_id: str,
     *,
     scan: Callable[[threading.Event], bool],
-    process_one_batch: Callable[[], bool],
-    job_finished: Callable[[], bool],
+    process: Callable[..., bool],
+    when_read: Callable[[], None],
     deadline: float,
-) -> bool:
-    """Run ``scan`` in a thread and pipeline batches here until it ends; its result.
+) -> tuple[bool, bool | None]:
+    """Run ``scan`` in a thread while ``process`` runs pipeline batches here, over the
+    members recorded so far and those still to come; (scan complete, pipeline drained, or
+    None when the deadline had passed before it could start).
 
-    ``process_one_batch`` returns True when nothing was pending. The reader thread is always
+    ``when_read`` runs here once the whole archive is recorded. The reader thread is always
     finished when this returns (a continuation task must never meet a second reader of the
     same job), and its exception, if any, is raised here.
     """
@@ -489,18 +527,31 @@ def _scan_while_processing(
     context = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-reader") as pool:
         reading: Future[bool] = pool.submit(context.run, scan, stop)
+        told = False
+
+        def more_coming() -> bool:
+            if reading.done():
+                reading.result()  # the reader's error ends the pipeline's run too
+                return False
+            return True
+
+        def after_batch() -> None:
+            nonlocal told
+            if not told and reading.done() and reading.exception() is None and reading.result():
+                told = True
+                when_read()
+
+        drained: bool | None = None
         try:
-            while not reading.done() and time.monotonic() < deadline:
-                if process_one_batch() or job_finished():
-                    # Nothing pending yet (or cancelled: the reader stops at its next commit).
-                    wait([reading], timeout=PENDING_POLL_S)
+            if time.monotonic() < deadline:
+                drained = process(more_coming=more_coming, between_batches=after_batch)
         finally:
             # On an error here (or the task's soft time limit), the reader stops after its
             # current batch instead of reading on to the deadline.
             stop.set()
         complete = reading.result()
     log.info("archive: read while processing", job_id=job_id, complete=complete)
-    return complete
+    return complete, drained
 
 
 def _job_finished(sessions: sessionmaker[Session], job_id: str) -> bool:

@@ -3,6 +3,7 @@ and the face pipeline. Each is built once per process, lazily, and reused by eve
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -10,12 +11,19 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.index import VectorIndex
+from core.logging import get_logger
 from core.settings import get_settings
 from core.storage import ObjectStore, open_store
 from models.db import make_engine, make_session_factory
 
 if TYPE_CHECKING:
     from workers.pipeline import FacePipeline
+
+log = get_logger(__name__)
+
+# Set only by the plumbing benchmark (scripts/bench_plumbing.py): "detect_ms=N,embed_ms=M"
+# replaces the face model with a fixed-cost stand-in (workers.pipeline.standin).
+STANDIN_ENV = "FACESEARCH_STANDIN_MODEL"
 
 
 @lru_cache(maxsize=1)
@@ -50,6 +58,22 @@ def get_pipeline() -> FacePipeline:
     from workers.pipeline import FacePipeline  # noqa: PLC0415
 
     settings = get_settings()
+    standin = os.environ.get(STANDIN_ENV)
+    if standin:
+        # The plumbing benchmark's fixed-cost model (never set in production): the whole
+        # product runs as usual around it, without TensorFlow.
+        from workers.pipeline.standin import parse_standin, standin_pipeline  # noqa: PLC0415
+
+        detect_ms, embed_ms = parse_standin(standin)
+        log.warning(
+            "worker: the stand-in model, not a real one", detect_ms=detect_ms, embed_ms=embed_ms
+        )
+        return standin_pipeline(
+            detect_ms=detect_ms,
+            embed_ms=embed_ms,
+            batch_size=settings.pipeline_batch_size,
+            release_memory=settings.pipeline_release_memory,
+        )
     pipeline = FacePipeline(
         model_name=settings.model_name,
         weights_dir=settings.model_dir,

@@ -11,17 +11,48 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from core.memory import release_free_heap
+from workers.stages import STAGE_TIMES
 
 from .align import MARGIN, crop_faces
 from .detector import MIN_CONFIDENCE, MIN_FACE_SIZE, Detection, FaceDetector, validate_image
 from .embedder import FaceEmbedder, check_crops
-from .weights import DEFAULT_MODEL, get_spec, weights_path
+from .weights import DEFAULT_MODEL, ModelSpec, get_spec, weights_path
 
-__all__ = ["Face", "FacePipeline"]
+__all__ = ["Detects", "Embeds", "Face", "FacePipeline"]
+
+
+class Detects(Protocol):
+    """What the pipeline asks of a detector (MTCNN, or the benchmark's stand-in)."""
+
+    batch_size: int
+    min_confidence: float
+    min_face_size: int
+    max_faces: int
+
+    @property
+    def loaded(self) -> bool: ...
+
+    def load(self) -> None: ...
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]: ...
+
+
+class Embeds(Protocol):
+    """What the pipeline asks of an embedder (FaceNet, or the benchmark's stand-in)."""
+
+    batch_size: int
+
+    @property
+    def loaded(self) -> bool: ...
+
+    def load(self) -> None: ...
+
+    def embed(self, crops: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -59,6 +90,9 @@ class FacePipeline:
         batch_size: int = 32,
         max_detect_side: int | None = None,
         release_memory: bool = True,
+        spec: ModelSpec | None = None,
+        detector: Detects | None = None,
+        embedder: Embeds | None = None,
     ) -> None:
         """``max_detect_side`` (an addition, off by default): detect on a copy downscaled to
         this longer side, crop and embed from the original; see ``detector``.
@@ -66,8 +100,13 @@ class FacePipeline:
         ``release_memory``: after each ``process`` call, hand the heap's free pages back to
         the OS (``core.memory``): without it a long-running worker's RSS sits about 500 MB
         higher and wanders from batch to batch. It costs ~30 ms after a batch of 32 LFW
-        images (about 1% of the batch's time) and ~4 ms after one image."""
-        spec = get_spec(model_name)  # WeightsError now for an unknown model, not at load
+        images (about 1% of the batch's time) and ~4 ms after one image.
+
+        ``spec``, ``detector`` and ``embedder`` replace the model's own parts (the plumbing
+        benchmark's fixed-cost stand-in, ``standin``); without them MTCNN and the weights of
+        ``model_name`` are used."""
+        # WeightsError now for an unknown model, not at load.
+        spec = spec if spec is not None else get_spec(model_name)
         if not 0.0 <= margin <= 2.0:
             raise ValueError(f"margin is a fraction of the face box, in [0, 2]; got {margin}")
         self.model_name: str = spec.name
@@ -77,14 +116,15 @@ class FacePipeline:
         self.margin = margin
         self.release_memory = release_memory
         self.load_seconds: float | None = None
-        self._detector = FaceDetector(
+        self._detector: Detects = detector or FaceDetector(
             min_confidence=min_confidence,
             min_face_size=min_face_size,
             max_faces=max_faces,
             batch_size=batch_size,
             max_detect_side=max_detect_side,
         )
-        self._embedder: FaceEmbedder | None = None
+        self._given_embedder = embedder
+        self._embedder: Embeds | None = None
         self._batch_size = batch_size
         self._lock = threading.Lock()
 
@@ -126,10 +166,12 @@ class FacePipeline:
             if self.loaded:
                 return
             started = time.perf_counter()
-            # Verify before the expensive TensorFlow import: a missing or corrupt file fails
-            # fast with a message that says what to do.
-            path = weights_path(self.model_name, self.weights_dir)
-            embedder = FaceEmbedder(self.spec, path, batch_size=self.batch_size)
+            embedder = self._given_embedder
+            if embedder is None:
+                # Verify before the expensive TensorFlow import: a missing or corrupt file
+                # fails fast with a message that says what to do.
+                path = weights_path(self.model_name, self.weights_dir)
+                embedder = FaceEmbedder(self.spec, path, batch_size=self.batch_size)
             embedder.load()
             self._detector.load()
             self._embedder = embedder
@@ -151,15 +193,20 @@ class FacePipeline:
     def process(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """One list of faces per input image, best first, at most ``max_faces`` each."""
         self._validate(images)
-        detections = self.detect(images)
+        with STAGE_TIMES.timed("detect", len(images)):
+            detections = self.detect(images)
         size = self.spec.image_size
-        crops = [
-            crop_faces(image, [d.box for d in found], margin=self.margin, size=size)
-            for image, found in zip(images, detections, strict=True)
-        ]
-        all_crops = np.concatenate(crops) if crops else np.empty((0, size, size, 3), dtype=np.uint8)
+        with STAGE_TIMES.timed("crop", len(images)):
+            crops = [
+                crop_faces(image, [d.box for d in found], margin=self.margin, size=size)
+                for image, found in zip(images, detections, strict=True)
+            ]
+            all_crops = (
+                np.concatenate(crops) if crops else np.empty((0, size, size, 3), dtype=np.uint8)
+            )
         # All crops of the call in one go: the embedder batches across images.
-        embeddings = self.embed(all_crops)
+        with STAGE_TIMES.timed("embed", len(all_crops)):
+            embeddings = self.embed(all_crops)
 
         results: list[list[Face]] = []
         offset = 0

@@ -1,0 +1,61 @@
+"""Bytes a worker already holds, so that it does not fetch them back from the object store.
+
+An archive's reader stores each member and, in the same process, the pipeline then needs
+those very bytes: fetching them back cost a round trip to the store per image. The reader
+leaves them here and the pipeline takes them. The keys are content addresses, so held bytes
+are the stored bytes by construction. Bounded by size: when the reader runs far ahead of the
+model (it usually does), the oldest are dropped and fetched from the store as before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+# A few thousand LFW-sized photos, or a few dozen phone photos.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+class HeldBytes:
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self.hits = 0
+        self.misses = 0
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._size -= len(old)
+            self._items[key] = data
+            self._size += len(data)
+            while self._size > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped)
+
+    def take(self, key: str) -> bytes | None:
+        """The bytes under ``key``, forgotten here (each is read once); None if not held."""
+        with self._lock:
+            data = self._items.pop(key, None)
+            if data is None:
+                self.misses += 1
+                return None
+            self._size -= len(data)
+            self.hits += 1
+            return data
+
+    @property
+    def size(self) -> int:
+        with self._lock:
+            return self._size
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
