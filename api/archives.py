@@ -29,6 +29,14 @@ from api.jobs import (
     job_created,
     streamed_request_fields,
 )
+from api.openapi import (
+    LOCATION,
+    NO_CONTROL_CHARACTERS,
+    Answers,
+    binary_content,
+    error_answer,
+    operation,
+)
 from api.text import check_text
 from core.archives import LABEL_SOURCES, SNIFF_BYTES, PrefixedStream, sniff_format
 from core.logging import get_logger
@@ -70,15 +78,101 @@ class _Counting(io.RawIOBase):
         return n
 
 
-def _label_from(value: str | None) -> str:
-    label_from = (value or "folder").strip().lower()
-    if label_from not in LABEL_SOURCES:
+# The media types a raw archive body may be sent as: any but JSON and multipart is read as
+# raw bytes, and these name what it is. The bytes themselves decide (core.archives).
+ARCHIVE_TYPES = [
+    "application/octet-stream",
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-tar",
+    "application/x-bzip2",
+    "application/x-xz",
+    "application/zip",
+]
+LABEL_FROM: dict[str, Any] = {
+    "type": "string",
+    "enum": list(LABEL_SOURCES),
+    "default": "folder",
+    "description": "where a member's label comes from: `folder` (LFW's `Name/Name_0001.jpg` "
+    "gives `Name`), `filename` (`Name_0001.jpg` gives `Name`) or `none`",
+}
+# validate_key's rules: relative, no empty, '.' or '..' segment, no backslash or control
+# character (and at most 1,024 bytes of UTF-8).
+OBJECT_KEY_PATTERN = (
+    r"^(?!\.\.?(?:/|$))(?:[^/\\\x00-\x1f\x7f]+/(?!\.\.?(?:/|$)))*[^/\\\x00-\x1f\x7f]+$"
+)
+ARCHIVE_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        **binary_content(ARCHIVE_TYPES),
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "label_from": LABEL_FROM,
+                },
+                "required": ["file"],
+            },
+            "encoding": {"file": {"contentType": ", ".join(ARCHIVE_TYPES)}},
+        },
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "object_key": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 1024,
+                        "pattern": OBJECT_KEY_PATTERN,
+                        "description": "an archive already in the object store, under "
+                        "`imports/<gallery name>/` (at most 1,024 bytes of UTF-8)",
+                    },
+                    "label_from": LABEL_FROM,
+                },
+                "required": ["object_key"],
+            },
+            "example": {"object_key": "imports/default/lfw.tgz", "label_from": "folder"},
+        },
+    },
+}
+UPLOAD_ANSWERS: Answers = {
+    202: {"description": "Accepted: an archive job was created", "headers": LOCATION},
+    400: error_answer("Empty body, a JSON body that is not an object, or no part named `file`"),
+    403: error_answer("object_key is outside imports/<gallery name>/"),
+    404: error_answer("object_key names no object"),
+    413: error_answer("Larger than MAX_ARCHIVE_BYTES"),
+    415: error_answer("Not a tar or zip archive"),
+    422: error_answer("Invalid option"),
+}
+RAW_BODY_OPTIONS: list[dict[str, Any]] = [
+    {
+        "name": "label_from",
+        "in": "query",
+        "required": False,
+        "description": "With a raw body: " + LABEL_FROM["description"],
+        "schema": LABEL_FROM,
+    },
+    {
+        "name": "filename",
+        "in": "query",
+        "required": False,
+        "description": "With a raw body: the archive's file name, kept with the job",
+        "schema": {"type": "string", "pattern": NO_CONTROL_CHARACTERS},
+    },
+]
+
+
+def _label_from(value: Any) -> str:
+    if value is None:
+        return "folder"
+    if value not in LABEL_SOURCES:
         raise ApiError(
             422,
             f"label_from must be one of {', '.join(LABEL_SOURCES)}, not {value!r}",
             code="invalid_label_from",
         )
-    return label_from
+    return str(value)
 
 
 def _store_stream(stream: IO[bytes], key: str) -> dict[str, Any]:
@@ -144,16 +238,9 @@ def _from_store(object_key: Any) -> dict[str, Any]:
     "`archive` job reads it member by member: unsafe or unusable members are failed items "
     "with a reason, repeated images are skipped items. Poll the job at the `Location` "
     "header; list failures at `/v1/jobs/{id}/items?status=failed`.",
-    responses={
-        202: "Accepted: an archive job was created",
-        400: "Empty body",
-        403: "object_key is outside imports/<gallery name>/",
-        404: "object_key names no object",
-        413: "Larger than MAX_ARCHIVE_BYTES",
-        415: "Not a tar or zip archive",
-        422: "Invalid option",
-    },
+    responses=UPLOAD_ANSWERS,
 )
+@operation(request_body=ARCHIVE_BODY, parameters=RAW_BODY_OPTIONS)
 @requires(Scope.WRITE)
 @idempotent
 def upload_archive() -> tuple[dict[str, Any], int, dict[str, str]]:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from apiflask import APIBlueprint, Schema, fields
-from apiflask.validators import Length, OneOf, Range
+from apiflask.validators import Length, OneOf, Range, Regexp
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -61,22 +61,39 @@ def decode_cursor(cursor: str, *types: type) -> list[Any]:
     return key
 
 
+# What encode_cursor makes: URL-safe base64 without its padding.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+CURSOR_DESCRIPTION = (
+    "`next_cursor` of the previous page: opaque (URL-safe base64 without padding); "
+    "one this API did not return is refused (422, `invalid_cursor`)"
+)
+
+
+def _cursor(*example_key: Any) -> fields.String:
+    return fields.String(
+        validate=Regexp(CURSOR_PATTERN),
+        metadata={"description": CURSOR_DESCRIPTION, "example": encode_cursor(*example_key)},
+    )
+
+
 class PageQuery(Schema):
-    cursor = fields.String(metadata={"description": "next_cursor of the previous page"})
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=Range(min=1, max=MAX_LIMIT))
 
 
 class ImagesQuery(PageQuery):
+    cursor = _cursor(42)  # the last image's id
     label = fields.String(validate=Length(min=1, max=200))
     status = fields.String(validate=OneOf([s.value for s in ImageStatus]))
 
 
 class JobsQuery(PageQuery):
+    cursor = _cursor("2024-05-01T12:00:00+00:00", "0b8e8f7e-3f5a-4c1e-9d2b-6a7f1e2c3d4b")
     kind = fields.String(validate=OneOf([k.value for k in JobKind]))
     status = fields.String(validate=OneOf([s.value for s in JobStatus]))
 
 
 class LabelsQuery(PageQuery):
+    cursor = _cursor("Ada_Lovelace")
     prefix = fields.String(validate=Length(min=1, max=200))
 
 
@@ -93,12 +110,20 @@ class JobListed(schemas.JobOut):
 
 class ImagePage(Schema):
     items = fields.List(fields.Nested(ImageListed))
-    next_cursor = fields.String(allow_none=True)
+    next_cursor = fields.String(
+        allow_none=True,
+        validate=Regexp(CURSOR_PATTERN),
+        metadata={"description": "pass as `cursor` for the next page; null: the last page"},
+    )
 
 
 class JobPage(Schema):
     items = fields.List(fields.Nested(JobListed))
-    next_cursor = fields.String(allow_none=True)
+    next_cursor = fields.String(
+        allow_none=True,
+        validate=Regexp(CURSOR_PATTERN),
+        metadata={"description": "pass as `cursor` for the next page; null: the last page"},
+    )
 
 
 class LabelOut(Schema):
@@ -108,7 +133,11 @@ class LabelOut(Schema):
 
 class LabelPage(Schema):
     items = fields.List(fields.Nested(LabelOut))
-    next_cursor = fields.String(allow_none=True)
+    next_cursor = fields.String(
+        allow_none=True,
+        validate=Regexp(CURSOR_PATTERN),
+        metadata={"description": "pass as `cursor` for the next page; null: the last page"},
+    )
 
 
 @bp.get("/v1/images")

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy.exc
 from apiflask import APIFlask, HTTPError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from core.logging import get_logger
 from core.storage import ObjectNotFound, StorageError
@@ -122,7 +122,7 @@ def register_error_handlers(app: APIFlask) -> None:
         return body, 413
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> tuple[dict[str, Any], int]:
+    def _http(exc: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
         status = exc.code or 500
         message = exc.description or exc.name
         body = {
@@ -133,7 +133,11 @@ def register_error_handlers(app: APIFlask) -> None:
                 "details": {},
             }
         }
-        return body, status
+        headers = {}
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            # RFC 9110 section 15.5.6: a 405 says which methods the resource has.
+            headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return body, status, headers
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[dict[str, Any], int]:

@@ -22,6 +22,14 @@ from api.jobs import (
     job_after_conflict,
     job_created,
 )
+from api.openapi import (
+    IMAGE_TYPES,
+    LOCATION,
+    Answers,
+    binary_content,
+    error_answer,
+    operation,
+)
 from api.uploads import read_upload, status_code
 from core.logging import get_logger
 from core.queue import INGEST_TASK
@@ -33,6 +41,36 @@ from services.render import render_image
 
 log = get_logger(__name__)
 bp = APIBlueprint("images", __name__, url_prefix="/v1/images", tag="Images")
+
+
+UPLOAD_ANSWERS: Answers = {
+    202: {"description": "Accepted: an ingest job was created", "headers": LOCATION},
+    413: error_answer("A file, the number of files or the request is too large"),
+    415: error_answer("Not an image / unsupported format"),
+    422: error_answer("Invalid input"),
+}
+# The bytes of an image (a gallery image, a query photo) are served with an ETag (their
+# SHA-256) and answered 304 to a request that has them already.
+CACHE_HEADERS: dict[str, Any] = {
+    "ETag": {"description": "the bytes' SHA-256, quoted", "schema": {"type": "string"}},
+    "Cache-Control": {"schema": {"type": "string"}, "example": "private, max-age=86400"},
+}
+CONTENT_ANSWER: dict[str, Any] = {
+    "description": "The original file, in the media type it was uploaded as",
+    "content": binary_content(IMAGE_TYPES),
+    "headers": CACHE_HEADERS,
+}
+NOT_MODIFIED: dict[str, Any] = {
+    "description": "`If-None-Match` named the bytes' ETag: the client has them",
+    "headers": CACHE_HEADERS,
+}
+IF_NONE_MATCH: dict[str, Any] = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "RFC 9110: the ETag of a copy the client has; the answer is then 304",
+    "schema": {"type": "string"},
+}
 
 
 def _refuse_all(uploads: list[UploadedFile]) -> ApiError:
@@ -81,12 +119,7 @@ def _labels(given: list[str], n_files: int) -> list[str | None]:
     description="Stores each file and queues an ingest job that detects, embeds and indexes "
     "its faces. Poll the job at the `Location` header. A file that is not a usable image is "
     "recorded as a failed item; if no file is usable the request is refused.",
-    responses={
-        202: "Accepted: an ingest job was created",
-        413: "A file or the request is too large",
-        415: "Not an image / unsupported format",
-        422: "Invalid input",
-    },
+    responses=UPLOAD_ANSWERS,
 )
 @requires(Scope.WRITE)
 @idempotent
@@ -158,7 +191,11 @@ def get_image(image_id: int) -> dict[str, Any]:
 
 
 @bp.get("/<int:image_id>/content")
-@bp.doc(summary="The image's bytes", responses={200: "The original file", 404: "No such image"})
+@bp.doc(summary="The image's bytes", responses={404: "No such image"})
+@operation(
+    responses={200: CONTENT_ANSWER, 304: NOT_MODIFIED},
+    parameters=[IF_NONE_MATCH],
+)
 @requires(Scope.SEARCH)
 def get_image_content(image_id: int) -> Response:
     image = _image_or_404(image_id)

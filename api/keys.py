@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
+from flask.sansio.blueprints import BlueprintSetupState
 from sqlalchemy import select
+from werkzeug.routing import BaseConverter
 
 from api import schemas
 from api.auth import gallery_id, principal, requires
 from api.context import db
 from api.errors import ApiError
+from api.openapi import operation
 from core.logging import get_logger
 from models import ApiKey, Gallery, Scope
 from services.galleries import find_gallery
@@ -22,6 +25,21 @@ from services.keys import KeyRequestError, create_key, find_key, list_keys, revo
 
 log = get_logger(__name__)
 bp = APIBlueprint("keys", __name__, url_prefix="/v1/keys", tag="Keys")
+
+# A key is named by its visible start (`fsk_1a2b3c4d` or `1a2b3c4d`, services.keys); any other
+# path part is a key that does not exist (404), except `self`: `/v1/keys/self` is GET's alone
+# (DELETE there is a 405, and `Allow` says so).
+KEY_PREFIX_PATTERN = "(?:fsk_)?[0-9a-f]{8}"
+
+
+class KeyPrefixConverter(BaseConverter):
+    regex = "(?!self$)[^/]+"
+
+
+# Before the routes below: a blueprint's deferred set-up runs in the order it was recorded.
+@bp.record_once
+def _add_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("key_prefix", KeyPrefixConverter)
 
 
 def serialize_key(
@@ -115,12 +133,25 @@ def whoami() -> dict[str, Any]:
     return serialize_key(row, names.get(row.gallery_id) if row.gallery_id else None)
 
 
-@bp.delete("/<prefix>")
+@bp.delete("/<key_prefix:prefix>")
 @bp.output({}, status_code=204)
 @bp.doc(
     summary="Revoke an API key: its next request is refused",
     description="`prefix` is the key's visible start (`fsk_1a2b3c4d`). Revoking twice is fine.",
     responses={404: "No such key"},
+)
+@operation(
+    parameters=[
+        {
+            "name": "prefix",
+            "in": "path",
+            "required": True,
+            "description": "the key's visible start, with or without `fsk_` (`"
+            f"{KEY_PREFIX_PATTERN}`); anything else names no key (404)",
+            "schema": {"type": "string", "pattern": "^(?!self$)[^/]+$"},
+            "example": "fsk_1a2b3c4d",
+        }
+    ]
 )
 @requires(Scope.ADMIN)
 def revoke(prefix: str) -> tuple[str, int]:

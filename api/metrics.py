@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from api.auth import requires
 from api.context import Services
 from api.errors import ApiError
+from api.openapi import operation
 from core.logging import get_logger
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS, StateCollector, render
 from core.queue import QUEUES
@@ -118,7 +119,14 @@ def install(app: APIFlask, services: Services) -> None:
     @bp.doc(
         summary="Prometheus metrics",
         description="Answers an admin key, or the `METRICS_TOKEN` setting as a bearer token.",
-        responses={200: "Text exposition format"},
+    )
+    @operation(
+        responses={
+            200: {
+                "description": f"Prometheus's text exposition format (`{CONTENT_TYPE_LATEST}`)",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        }
     )
     @requires(Scope.ADMIN)
     def metrics() -> Response:

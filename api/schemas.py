@@ -5,6 +5,9 @@ from __future__ import annotations
 from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
 
+# An http(s) URL (core.destinations: any other scheme is refused; the scheme's case is free).
+HTTP_URL = {"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]"}
+
 
 class Box(Schema):
     x = fields.Integer(required=True)
@@ -14,14 +17,20 @@ class Box(Schema):
 
 
 class ErrorBody(Schema):
-    status = fields.Integer()
-    code = fields.String(metadata={"description": "stable machine-readable error code"})
-    message = fields.String(metadata={"description": "what was wrong, for a person"})
-    details = fields.Raw()
+    status = fields.Integer(required=True, metadata={"description": "the answer's HTTP status"})
+    code = fields.String(
+        required=True, metadata={"description": "stable machine-readable error code"}
+    )
+    message = fields.String(required=True, metadata={"description": "what was wrong, for a person"})
+    details = fields.Raw(
+        required=True, metadata={"description": "more about it, where there is more: an object"}
+    )
 
 
 class ErrorOut(Schema):
-    error = fields.Nested(ErrorBody)
+    """The one error body of every 4xx and 5xx answer (api.errors)."""
+
+    error = fields.Nested(ErrorBody, required=True)
 
 
 # --- images ---------------------------------------------------------------------------
@@ -31,7 +40,11 @@ class ImageUploadIn(Schema):
     file = fields.List(
         fields.File(),
         required=True,
-        metadata={"description": "one or more images (JPEG, PNG, WebP, BMP, GIF, TIFF)"},
+        validate=Length(min=1),
+        metadata={
+            "description": "one or more images (JPEG, PNG, WebP, BMP, GIF or TIFF; at least "
+            "12 px a side), each a part with a file name; at most MAX_FILES_PER_REQUEST"
+        },
     )
     label = fields.List(
         fields.String(validate=Length(min=1, max=200)),
@@ -167,9 +180,10 @@ class SearchIn(Schema):
         load_default=None,
         validate=Length(min=1, max=2048),
         metadata={
+            **HTTP_URL,
             "description": "an http(s) URL told when the search finishes (search.completed "
             "or search.failed), signed with the `callback_secret` of the answer in the Standard "
-            "Webhooks headers `webhook-id`, `webhook-timestamp` and `webhook-signature`"
+            "Webhooks headers `webhook-id`, `webhook-timestamp` and `webhook-signature`",
         },
     )
 
@@ -232,7 +246,11 @@ class WebhookIn(Schema):
     url = fields.String(
         required=True,
         validate=Length(min=1, max=2048),
-        metadata={"description": "an http(s) URL on a public address"},
+        metadata={
+            **HTTP_URL,
+            "description": "an http(s) URL on a public address (WEBHOOK_ALLOWED_HOSTS may "
+            "allow others)",
+        },
     )
     events = fields.List(
         fields.String(validate=OneOf(WEBHOOK_EVENT_TYPES)),

@@ -15,6 +15,7 @@ from api.auth import gallery_id, requires
 from api.context import db, services
 from api.enqueue import send_after_commit
 from api.errors import DATABASE_DOWN, ApiError
+from api.images import CONTENT_ANSWER, IF_NONE_MATCH, NOT_MODIFIED
 from api.jobs import (
     claim_key,
     existing_job_for_key,
@@ -23,6 +24,7 @@ from api.jobs import (
     job_after_conflict,
     job_url,
 )
+from api.openapi import IMAGE_TYPES, operation
 from api.uploads import read_upload, status_code
 from api.waiting import (
     PREFER,
@@ -144,6 +146,7 @@ CREATE_RESPONSES: dict[int | str, dict[str, str | dict[str, dict[str, Any]]]] = 
         )
     },
 )
+@operation(part_types={"file": IMAGE_TYPES})
 @requires(Scope.SEARCH)
 @idempotent
 @honours_prefer_wait
@@ -213,6 +216,13 @@ def get_search(search_id: str) -> dict[str, Any]:
 
 @bp.get("/<search_id>/query")
 @bp.doc(summary="The query photo's bytes", responses={404: "No such search"})
+@operation(
+    responses={
+        200: {**CONTENT_ANSWER, "description": "The query photo, as it was uploaded"},
+        304: NOT_MODIFIED,
+    },
+    parameters=[IF_NONE_MATCH],
+)
 @requires(Scope.SEARCH)
 def get_search_query(search_id: str) -> Response:
     search = _search_or_404(search_id)

@@ -96,6 +96,8 @@ def request_texts() -> Iterator[tuple[str, str]]:
 
 
 def check_request_text() -> None:
+    if request.url_rule is None:
+        return  # no route matched: the 404 or 405 comes first, whatever the request holds
     for text, where in request_texts():
         check_text(text, where)
 
