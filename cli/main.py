@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from cli.deploy import deploy as deploy_command
 from cli.keys import galleries as galleries_command
 from cli.keys import keys as keys_command
 from cli.search import KEY_HELP
@@ -498,6 +499,7 @@ cli.add_command(search_command)
 cli.add_command(webhooks_command)
 cli.add_command(keys_command)
 cli.add_command(galleries_command)
+cli.add_command(deploy_command)
 
 
 if __name__ == "__main__":
