@@ -33,6 +33,7 @@ class Detects(Protocol):
     min_confidence: float
     min_face_size: int
     max_faces: int
+    max_detect_side: int | None
 
     @property
     def loaded(self) -> bool: ...

@@ -61,6 +61,7 @@ class StandInDetector:
     min_confidence = MIN_CONFIDENCE
     min_face_size = MIN_FACE_SIZE
     max_faces = 1
+    max_detect_side: int | None = None
     loaded = True
 
     def __init__(self, *, ms_per_image: float = 0.0, batch_size: int = 32) -> None:
