@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -261,6 +262,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A stop signal unwinds the stacks (their processes and databases), like Ctrl-C: a killed
+    # run must not leave workers consuming the next run's Redis database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 (dev dependency)
 
