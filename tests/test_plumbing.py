@@ -359,3 +359,45 @@ def test_held_bytes_stay_within_their_bound() -> None:
     held.put("big", b"x" * 11)  # larger than the bound: not held at all
     assert held.take("big") is None
     assert held.size == 3
+
+
+# --- detection batched across sizes (what a GPU worker does) --------------------------------
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    w = max(0, min(ax2, bx2) - max(a[0], b[0]))
+    h = max(0, min(ay2, by2) - max(a[1], b[1]))
+    inter = w * h
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+@pytest.mark.slow
+def test_padded_detection_batches_mixed_sizes_and_finds_the_same_faces(
+    lfw_faces: dict[str, list[Any]],
+) -> None:
+    import cv2
+
+    from workers.pipeline.detector import FaceDetector
+
+    # LFW photos at different sizes, as uploads come: 250 px scaled to 180-330 px sides.
+    images = []
+    for n, image in enumerate(i for found in lfw_faces.values() for i in found):
+        rgb = decode_rgb(image.data, max_pixels=40_000_000)
+        size = (180 + (n * 37) % 150, 180 + (n * 53) % 150)
+        images.append(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
+    assert len({im.shape for im in images}) > len(images) // 2  # mostly distinct sizes
+
+    plain = FaceDetector(pad_to=None)
+    padded = FaceDetector(pad_to=64)
+    by_shape = plain.detect(images)  # one MTCNN call per distinct size
+    batched = padded.detect(images)  # a few calls: sizes share 64 px buckets
+    assert [len(faces) for faces in by_shape] == [len(faces) for faces in batched]
+    # The same faces, boxes within MTCNN's own jitter: resizing a photo by 3 px moves its
+    # boxes as much (median IoU 0.93 on 64 such LFW photos; padding: 0.96).
+    overlaps = [_iou(a[0].box, b[0].box) for a, b in zip(by_shape, batched, strict=True)]
+    assert float(np.median(overlaps)) > 0.9
+    assert min(overlaps) > 0.6
+    # An image's faces do not depend on the images it was batched with.
+    for i in (0, 5, 11):
+        assert padded.detect([images[i]]) == [batched[i]]
