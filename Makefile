@@ -25,6 +25,7 @@ $(STAMP): requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps $(addprefix -e ,$(LOCAL_PACKAGES))
+	$(BIN)/python -m pip install --quiet --no-deps --config-settings editable_mode=compat -e clients/python/facesearch-client
 	$(BIN)/python -m pip check
 	touch $@
 
@@ -79,6 +80,10 @@ typecheck: $(STAMP) ## mypy
 
 test: lock-check models lint typecheck ## Check the lock, lint, type-check and run every test (needs Postgres and Redis on 127.0.0.1)
 	$(BIN)/pytest
+
+.PHONY: client
+client: $(STAMP) ## Regenerate the typed Python client (clients/python) from the OpenAPI document
+	$(BIN)/python clients/python/generate.py
 
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .

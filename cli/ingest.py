@@ -1,65 +1,112 @@
 """``facesearch ingest PATH``: upload an archive through the API and follow its job.
 
 The file is streamed (never read whole) with a byte progress bar, then the job is polled
-with an image progress bar until it ends, and a summary is printed.
+with an image progress bar until it ends, and a summary is printed. It speaks to the API
+through the client generated from the OpenAPI document (``clients/python``); the archive goes
+as its raw body, which that client streams from the open file as httpx reads it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import click
 import httpx
+from facesearch_client import AuthenticatedClient
+from facesearch_client.api.archives import post_v1_archives
+from facesearch_client.api.jobs import get_v1_jobs_job_id, get_v1_jobs_job_id_items
+from facesearch_client.models import (
+    ErrorOut,
+    GetV1JobsJobIdItemsStatus,
+    JobCreatedOut,
+    JobItemsOut,
+    JobOut,
+    PostV1ArchivesLabelFrom,
+)
+from facesearch_client.types import File
 from tqdm import tqdm
 
-CHUNK = 1024 * 1024
 FINISHED = ("succeeded", "partial", "failed", "cancelled")
 SHOWN_FAILURES = 5
+# Scripts pass the httpx client they made themselves (scripts/bench_ingest.py); the command
+# makes the generated client.
+AnyClient = AuthenticatedClient | httpx.Client
 
 
-def _chunks(path: Path, bar: tqdm) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            bar.update(len(chunk))
-            yield chunk
+class _Progress:
+    """The open archive as httpx reads it (``read`` in chunks), counting into a progress bar.
+    ``fileno`` lets httpx send its length (``Content-Length``) rather than chunks."""
+
+    def __init__(self, file: BinaryIO, bar: tqdm) -> None:
+        self._file = file
+        self._bar = bar
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        self._bar.update(len(chunk))
+        return chunk
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def __iter__(self) -> Any:  # httpx takes an iterable; it reads a file-like by `read`
+        return iter(lambda: self.read(1024 * 1024), b"")
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        return str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return response.text[:500]
+def generated(client: AnyClient) -> AuthenticatedClient:
+    """The generated client over ``client`` (an httpx client is used as it is: its base URL,
+    headers and timeouts)."""
+    if isinstance(client, AuthenticatedClient):
+        return client
+    wrapped = AuthenticatedClient(base_url=str(client.base_url), token="")
+    wrapped.set_httpx_client(client)
+    return wrapped
 
 
-def upload(client: httpx.Client, path: Path, label_from: str, *, quiet: bool) -> str:
+def _error_text(parsed: object, status: int) -> str:
+    return parsed.error.message if isinstance(parsed, ErrorOut) else f"HTTP {status}"
+
+
+def upload(client: AnyClient, path: Path, label_from: str, *, quiet: bool) -> str:
     """Stream the archive to ``POST /v1/archives``; return the job's URL."""
     size = path.stat().st_size
-    with tqdm(
-        total=size, unit="B", unit_scale=True, desc="upload", disable=quiet, leave=False
-    ) as bar:
-        response = client.post(
-            "/v1/archives",
-            params={"label_from": label_from, "filename": path.name},
-            content=_chunks(path, bar),
-            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+    with (
+        path.open("rb") as archive,
+        tqdm(
+            total=size, unit="B", unit_scale=True, desc="upload", disable=quiet, leave=False
+        ) as bar,
+    ):
+        answer = post_v1_archives.sync_detailed(
+            client=generated(client),
+            body=File(payload=cast(BinaryIO, _Progress(archive, bar)), file_name=path.name),
+            label_from=PostV1ArchivesLabelFrom(label_from),
+            filename=path.name,
         )
-    if response.status_code != 202:
+    if not isinstance(answer.parsed, JobCreatedOut):
         raise click.ClickException(
-            f"the API refused the archive ({response.status_code}): {_error_text(response)}"
+            f"the API refused the archive ({int(answer.status_code)}): "
+            f"{_error_text(answer.parsed, answer.status_code)}"
         )
-    return str(response.headers["Location"])
+    return str(answer.headers["Location"])
 
 
-def follow(client: httpx.Client, job_url: str, *, poll_s: float, quiet: bool) -> dict[str, Any]:
+def _job(client: AuthenticatedClient, job_id: str) -> JobOut:
+    answer = get_v1_jobs_job_id.sync_detailed(job_id, client=client)
+    if not isinstance(answer.parsed, JobOut):
+        raise click.ClickException(
+            f"job {job_id}: {_error_text(answer.parsed, answer.status_code)}"
+        )
+    return answer.parsed
+
+
+def follow(client: AnyClient, job_url: str, *, poll_s: float, quiet: bool) -> dict[str, Any]:
     """Poll the job with a live progress bar until it ends; return its last state."""
+    job_id = job_url.rstrip("/").rsplit("/", 1)[1]
     with tqdm(total=0, unit="img", desc="ingest", disable=quiet) as bar:
         while True:
-            response = client.get(job_url)
-            response.raise_for_status()
-            job: dict[str, Any] = response.json()
+            job = _job(generated(client), job_id).to_dict()
             progress = job["progress"]
             finished = progress["done"] + progress["failed"] + progress["skipped"]
             bar.total = progress["total"]
@@ -75,7 +122,7 @@ def follow(client: httpx.Client, job_url: str, *, poll_s: float, quiet: bool) ->
             time.sleep(poll_s)
 
 
-def summary(client: httpx.Client, job: dict[str, Any], wall_s: float) -> str:
+def summary(client: AnyClient, job: dict[str, Any], wall_s: float) -> str:
     progress = job["progress"]
     lines = [
         f"job {job['id']}: {job['status']}",
@@ -88,12 +135,16 @@ def summary(client: httpx.Client, job: dict[str, Any], wall_s: float) -> str:
     if job.get("error"):
         lines.append(f"  error: {job['error']}")
     if progress["failed"]:
-        response = client.get(
-            f"/v1/jobs/{job['id']}/items", params={"status": "failed", "limit": SHOWN_FAILURES}
+        answer = get_v1_jobs_job_id_items.sync_detailed(
+            job["id"],
+            client=generated(client),
+            status=GetV1JobsJobIdItemsStatus.FAILED,
+            limit=SHOWN_FAILURES,
         )
-        if response.status_code == 200:
+        if isinstance(answer.parsed, JobItemsOut):
+            items = answer.parsed.to_dict()["items"]
             lines.append(f"  first failures (all: GET /v1/jobs/{job['id']}/items?status=failed):")
-            lines += [f"    {i['name']}: {i['error']}" for i in response.json()["items"]]
+            lines += [f"    {i['name']}: {i['error']}" for i in items]
     return "\n".join(lines)
 
 
@@ -109,10 +160,13 @@ def run(
 ) -> dict[str, Any]:
     started = time.monotonic()
     timeout = httpx.Timeout(30.0, read=600.0)  # a large upload is answered once it is stored
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    with httpx.Client(
-        base_url=url, timeout=timeout, transport=transport, headers=headers
-    ) as client:
+    client = AuthenticatedClient(
+        base_url=url,
+        token=key or "",  # without a key the API answers 401, which is reported
+        timeout=timeout,
+        httpx_args={"transport": transport} if transport else {},
+    )
+    with client:
         job_url = upload(client, path, label_from, quiet=quiet)
         if not quiet:
             click.echo(f"job {job_url}", err=True)

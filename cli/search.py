@@ -1,14 +1,24 @@
-"""``facesearch search IMAGE``: search a running server with a photo and print the matches."""
+"""``facesearch search IMAGE``: search a running server with a photo and print the matches.
+
+It speaks to the API through the client generated from the OpenAPI document
+(``clients/python``), so this command exercises the document as any integrator would. The
+client is imported when the command runs: the other commands (the images' entry points among
+them) do not need it.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import httpx
+
+if TYPE_CHECKING:
+    from facesearch_client import AuthenticatedClient
+    from facesearch_client.types import Response
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 # The server answers as soon as the search ends, or after this many seconds (its most).
@@ -16,42 +26,67 @@ WAIT_S = 30
 FINISHED = {"succeeded", "partial", "failed", "cancelled"}
 
 
-def api_error(response: httpx.Response) -> str:
-    try:
-        return str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}"
+def api_error(response: Response[Any]) -> str:
+    """The message of an error answer (the API's error body), or its status."""
+    from facesearch_client.models import ErrorOut  # noqa: PLC0415 (see the module's docstring)
+
+    if isinstance(response.parsed, ErrorOut):
+        return response.parsed.error.message
+    return f"HTTP {int(response.status_code)}"
+
+
+def client_for(url: str, key: str | None, timeout: httpx.Timeout | float) -> AuthenticatedClient:
+    """The generated client for ``url``, sending ``key`` (without one, the API answers 401)."""
+    from facesearch_client import AuthenticatedClient  # noqa: PLC0415
+
+    return AuthenticatedClient(base_url=url, token=key or "", timeout=httpx.Timeout(timeout))
 
 
 def _wait_s(deadline: float) -> int:
     return max(0, min(WAIT_S, int(deadline - time.monotonic())))
 
 
-def run_search(client: httpx.Client, image: Path, top_k: int, timeout_s: float) -> dict[str, Any]:
+def run_search(
+    client: AuthenticatedClient, image: Path, top_k: int, timeout_s: float
+) -> dict[str, Any]:
     """Search, with no polling: ``Prefer: wait`` has a fast search answered with its result
     (200); a slower one is followed by long polls of its job (``?wait=N``)."""
+    from facesearch_client.api.jobs import get_v1_jobs_job_id  # noqa: PLC0415
+    from facesearch_client.api.searches import (  # noqa: PLC0415
+        get_v1_searches_search_id,
+        post_v1_searches,
+    )
+    from facesearch_client.models import (  # noqa: PLC0415
+        JobOut,
+        SearchCreatedOut,
+        SearchIn,
+        SearchOut,
+        SearchWaitedOut,
+    )
+    from facesearch_client.types import File  # noqa: PLC0415
+
     deadline = time.monotonic() + timeout_s
     with image.open("rb") as handle:
-        response = client.post(
-            "/v1/searches",
-            files={"file": (image.name, handle)},
-            data={"top_k": str(top_k)},
-            headers={"Prefer": f"wait={_wait_s(deadline)}"},
+        answer = post_v1_searches.sync_detailed(
+            client=client,
+            body=SearchIn(file=File(payload=handle, file_name=image.name), top_k=top_k),
+            prefer=f"wait={_wait_s(deadline)}",
         )
-    if response.status_code == 200:
-        done: dict[str, Any] = response.json()
-        return done
-    if response.status_code != 202:
-        raise click.ClickException(f"{image}: {api_error(response)}")
-    created = response.json()
+    if isinstance(answer.parsed, SearchWaitedOut):
+        return answer.parsed.to_dict()
+    if not isinstance(answer.parsed, SearchCreatedOut):
+        raise click.ClickException(f"{image}: {api_error(answer)}")
+    created = answer.parsed
     while (wait_s := _wait_s(deadline)) > 0:
-        job = client.get(f"/v1/jobs/{created['job_id']}", params={"wait": wait_s})
-        if job.status_code != 200:
-            raise click.ClickException(f"job {created['job_id']}: {api_error(job)}")
-        if job.json()["status"] in FINISHED:
-            result: dict[str, Any] = client.get(created["search_url"]).json()
-            return result
-    raise click.ClickException(f"no result after {timeout_s:.0f} s (job {created['job_id']})")
+        job = get_v1_jobs_job_id.sync_detailed(created.job_id, client=client, wait=wait_s)
+        if not isinstance(job.parsed, JobOut):
+            raise click.ClickException(f"job {created.job_id}: {api_error(job)}")
+        if job.parsed.status in FINISHED:
+            search = get_v1_searches_search_id.sync_detailed(created.search_id, client=client)
+            if not isinstance(search.parsed, SearchOut):
+                raise click.ClickException(f"search {created.search_id}: {api_error(search)}")
+            return search.parsed.to_dict()
+    raise click.ClickException(f"no result after {timeout_s:.0f} s (job {created.job_id})")
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -99,10 +134,9 @@ def search(
     *, image: Path, url: str, top_k: int, as_json: bool, timeout_s: float, key: str | None
 ) -> None:
     """Search the gallery with IMAGE and print each face's matches."""
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         # The read timeout outlasts the longest wait the server may take.
-        with httpx.Client(base_url=url, timeout=WAIT_S + 30, headers=headers) as client:
+        with client_for(url, key, WAIT_S + 30) as client:
             result = run_search(client, image, top_k, timeout_s)
     except httpx.TransportError as exc:
         raise click.ClickException(f"cannot reach {url}: {exc}") from exc

@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import contextlib
+import filecmp
+import importlib.util
 import os
 import shutil
 import signal
@@ -23,6 +25,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -175,3 +178,35 @@ def test_key_paths_name_keys_only(client: FlaskClient) -> None:
     assert response.status_code == 405
     assert "DELETE" not in response.headers["Allow"]
     assert client.delete("/v1/keys/fsk_00000000").status_code == 404
+
+
+def _load_generator() -> object:
+    spec = importlib.util.spec_from_file_location(
+        "generate_client", REPO / "clients" / "python" / "generate.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _differences(compared: filecmp.dircmp[str], prefix: str = "") -> list[str]:
+    found = [f"{prefix}{name}" for name in compared.left_only + compared.right_only]
+    found += [f"{prefix}{name}" for name in compared.diff_files + compared.funny_files]
+    for name, sub in compared.subdirs.items():
+        found += _differences(sub, f"{prefix}{name}/")
+    return found
+
+
+def test_the_client_is_generated_from_the_current_document(tmp_path: Path) -> None:
+    generator: Any = _load_generator()
+    fresh = tmp_path / generator.PACKAGE
+    generator.generate(fresh)
+    committed = generator.CLIENT / generator.PACKAGE
+    compared = filecmp.dircmp(committed, fresh, ignore=["__pycache__"])
+    differences = _differences(compared)
+    assert not differences, (
+        "the generated client differs from the OpenAPI document (run make client, and commit "
+        f"clients/python): {differences[:20]}"
+    )

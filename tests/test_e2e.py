@@ -16,6 +16,7 @@ import random
 import socket
 import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ from core.settings import Settings
 from models import Scope
 from tests.conftest import MODEL_DIR, create_database, drop_database, migrate
 from tests.worker_process import (
+    JOB_TIMEOUT_S,
     keyed_client,
     make_api_key,
     start_worker,
@@ -449,3 +451,61 @@ def test_the_cli_searches_a_running_server(
     unreachable = runner.invoke(cli, ["search", str(query), "--url", "http://127.0.0.1:9"])
     assert unreachable.exit_code == 1
     assert "cannot reach http://127.0.0.1:9" in unreachable.output
+
+
+def test_the_generated_client_searches_a_running_server(
+    served_api: str,
+    api_keys: dict[Scope, str],
+    lfw_faces: dict[str, list[LfwImage]],
+) -> None:
+    """The typed client generated from the OpenAPI document (clients/python), as an integrator
+    uses it: add photos, wait on the job, search with Prefer: wait, fetch the match's bytes."""
+    from facesearch_client import AuthenticatedClient
+    from facesearch_client.api.images import get_v1_images_image_id_content, post_v1_images
+    from facesearch_client.api.jobs import get_v1_jobs_job_id
+    from facesearch_client.api.searches import get_v1_searches_search_id, post_v1_searches
+    from facesearch_client.models import (
+        ImageUploadIn,
+        JobCreatedOut,
+        JobOut,
+        SearchCreatedOut,
+        SearchIn,
+        SearchOut,
+        SearchWaitedOut,
+    )
+    from facesearch_client.types import File
+
+    images = lfw_faces["Ai_Sugiyama"]
+    with AuthenticatedClient(
+        base_url=served_api, token=api_keys[Scope.WRITE], timeout=httpx.Timeout(60.0)
+    ) as client:
+        files = [File(payload=io.BytesIO(i.data), file_name=i.name) for i in images[1:]]
+        body = ImageUploadIn(file=files, label=["Ai_Sugiyama"])
+        created = post_v1_images.sync(client=client, body=body, idempotency_key=str(uuid.uuid4()))
+        assert isinstance(created, JobCreatedOut), created
+        for _ in range(JOB_TIMEOUT_S // 30):
+            job = get_v1_jobs_job_id.sync(created.job_id, client=client, wait=30)
+            assert isinstance(job, JobOut), job
+            if job.status in ("succeeded", "partial", "failed", "cancelled"):
+                break
+        assert job.status == "succeeded", job
+
+        query = File(payload=io.BytesIO(images[0].data), file_name=images[0].name)
+        found = post_v1_searches.sync(
+            client=client, body=SearchIn(file=query, top_k=3), prefer="wait=30"
+        )
+        if isinstance(found, SearchCreatedOut):  # not ended within the wait (a busy machine)
+            while job.status != "succeeded" or job.id != found.job_id:
+                job = get_v1_jobs_job_id.sync(found.job_id, client=client, wait=30)
+                assert isinstance(job, JobOut), job
+                assert job.status in ("queued", "running", "succeeded"), job
+            found = get_v1_searches_search_id.sync(found.search_id, client=client)
+        assert isinstance(found, (SearchWaitedOut, SearchOut)), found
+        assert found.status == "succeeded"
+        face = max(found.faces, key=lambda f: f.box.width * f.box.height)
+        best = face.matches[0]
+        assert best.label == "Ai_Sugiyama"
+        content = get_v1_images_image_id_content.sync_detailed(best.image_id, client=client)
+        assert content.status_code == 200
+        assert content.headers["Content-Type"] == "image/jpeg"
+        assert content.content[:3] == b"\xff\xd8\xff"

@@ -1,0 +1,232 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.error_out import ErrorOut
+from ...models.label_erased_out import LabelErasedOut
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    label: str,
+    *,
+    facesearch_gallery: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(facesearch_gallery, Unset):
+        headers["Facesearch-Gallery"] = facesearch_gallery
+
+    _kwargs: dict[str, Any] = {
+        "method": "delete",
+        "url": "/v1/labels/{label}".format(
+            label=quote(str(label), safe=""),
+        ),
+    }
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> ErrorOut | LabelErasedOut | None:
+    if response.status_code == 200:
+        response_200 = LabelErasedOut.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 401:
+        response_401 = ErrorOut.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorOut.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = ErrorOut.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 422:
+        response_422 = ErrorOut.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = ErrorOut.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 503:
+        response_503 = ErrorOut.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ErrorOut | LabelErasedOut]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    label: str,
+    *,
+    client: AuthenticatedClient,
+    facesearch_gallery: str | Unset = UNSET,
+) -> Response[ErrorOut | LabelErasedOut]:
+    """Erase a person: every image with this label, and every copy of them
+
+     Removes the label's images from the gallery with their faces, bytes (unless another gallery's image
+    or a search query has the same bytes) and vectors, and every copy made from them: stored search
+    matches, the matches in stored webhook payloads, and the file names in job items (which become
+    `(erased)`). Answers what was removed.
+
+    Needs an API key with the `write` scope (or higher).
+
+    Args:
+        label (str):
+        facesearch_gallery (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorOut | LabelErasedOut]
+    """
+
+    kwargs = _get_kwargs(
+        label=label,
+        facesearch_gallery=facesearch_gallery,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    label: str,
+    *,
+    client: AuthenticatedClient,
+    facesearch_gallery: str | Unset = UNSET,
+) -> ErrorOut | LabelErasedOut | None:
+    """Erase a person: every image with this label, and every copy of them
+
+     Removes the label's images from the gallery with their faces, bytes (unless another gallery's image
+    or a search query has the same bytes) and vectors, and every copy made from them: stored search
+    matches, the matches in stored webhook payloads, and the file names in job items (which become
+    `(erased)`). Answers what was removed.
+
+    Needs an API key with the `write` scope (or higher).
+
+    Args:
+        label (str):
+        facesearch_gallery (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorOut | LabelErasedOut
+    """
+
+    return sync_detailed(
+        label=label,
+        client=client,
+        facesearch_gallery=facesearch_gallery,
+    ).parsed
+
+
+async def asyncio_detailed(
+    label: str,
+    *,
+    client: AuthenticatedClient,
+    facesearch_gallery: str | Unset = UNSET,
+) -> Response[ErrorOut | LabelErasedOut]:
+    """Erase a person: every image with this label, and every copy of them
+
+     Removes the label's images from the gallery with their faces, bytes (unless another gallery's image
+    or a search query has the same bytes) and vectors, and every copy made from them: stored search
+    matches, the matches in stored webhook payloads, and the file names in job items (which become
+    `(erased)`). Answers what was removed.
+
+    Needs an API key with the `write` scope (or higher).
+
+    Args:
+        label (str):
+        facesearch_gallery (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[ErrorOut | LabelErasedOut]
+    """
+
+    kwargs = _get_kwargs(
+        label=label,
+        facesearch_gallery=facesearch_gallery,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    label: str,
+    *,
+    client: AuthenticatedClient,
+    facesearch_gallery: str | Unset = UNSET,
+) -> ErrorOut | LabelErasedOut | None:
+    """Erase a person: every image with this label, and every copy of them
+
+     Removes the label's images from the gallery with their faces, bytes (unless another gallery's image
+    or a search query has the same bytes) and vectors, and every copy made from them: stored search
+    matches, the matches in stored webhook payloads, and the file names in job items (which become
+    `(erased)`). Answers what was removed.
+
+    Needs an API key with the `write` scope (or higher).
+
+    Args:
+        label (str):
+        facesearch_gallery (str | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        ErrorOut | LabelErasedOut
+    """
+
+    return (
+        await asyncio_detailed(
+            label=label,
+            client=client,
+            facesearch_gallery=facesearch_gallery,
+        )
+    ).parsed

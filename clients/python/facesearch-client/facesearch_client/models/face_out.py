@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from attrs import define as _attrs_define
+
+from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.box import Box
+    from ..models.face_out_landmarks import FaceOutLandmarks
+
+
+T = TypeVar("T", bound="FaceOut")
+
+
+@_attrs_define
+class FaceOut:
+    """
+    Attributes:
+        box (Box | Unset):
+        confidence (float | Unset):
+        id (int | Unset):
+        indexed (bool | Unset): searchable (present in the vector index)
+        landmarks (FaceOutLandmarks | Unset):
+        model (str | Unset):
+    """
+
+    box: Box | Unset = UNSET
+    confidence: float | Unset = UNSET
+    id: int | Unset = UNSET
+    indexed: bool | Unset = UNSET
+    landmarks: FaceOutLandmarks | Unset = UNSET
+    model: str | Unset = UNSET
+
+    def to_dict(self) -> dict[str, Any]:
+        box: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.box, Unset):
+            box = self.box.to_dict()
+
+        confidence = self.confidence
+
+        id = self.id
+
+        indexed = self.indexed
+
+        landmarks: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.landmarks, Unset):
+            landmarks = self.landmarks.to_dict()
+
+        model = self.model
+
+        field_dict: dict[str, Any] = {}
+
+        field_dict.update({})
+        if box is not UNSET:
+            field_dict["box"] = box
+        if confidence is not UNSET:
+            field_dict["confidence"] = confidence
+        if id is not UNSET:
+            field_dict["id"] = id
+        if indexed is not UNSET:
+            field_dict["indexed"] = indexed
+        if landmarks is not UNSET:
+            field_dict["landmarks"] = landmarks
+        if model is not UNSET:
+            field_dict["model"] = model
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.box import Box  # noqa: PLC0415
+        from ..models.face_out_landmarks import FaceOutLandmarks  # noqa: PLC0415
+
+        d = dict(src_dict)
+        _box = d.pop("box", UNSET)
+        box: Box | Unset
+        if isinstance(_box, Unset):
+            box = UNSET
+        else:
+            box = Box.from_dict(_box)
+
+        confidence = d.pop("confidence", UNSET)
+
+        id = d.pop("id", UNSET)
+
+        indexed = d.pop("indexed", UNSET)
+
+        _landmarks = d.pop("landmarks", UNSET)
+        landmarks: FaceOutLandmarks | Unset
+        if isinstance(_landmarks, Unset):
+            landmarks = UNSET
+        else:
+            landmarks = FaceOutLandmarks.from_dict(_landmarks)
+
+        model = d.pop("model", UNSET)
+
+        face_out = cls(
+            box=box,
+            confidence=confidence,
+            id=id,
+            indexed=indexed,
+            landmarks=landmarks,
+            model=model,
+        )
+
+        return face_out
