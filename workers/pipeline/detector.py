@@ -168,8 +168,11 @@ def _compile_stages(mtcnn: Any) -> None:
     import tensorflow as tf  # noqa: PLC0415 - loaded with mtcnn already
 
     signature = [tf.TensorSpec([None, None, None, 3], tf.float32)]
-    for stage in mtcnn.stages:
+    # Each network's input window (PNet, RNet, ONet): traced now, at load, so that the first
+    # search does not pay for it (about a second here).
+    for stage, window in zip(mtcnn.stages, (12, 24, 48), strict=True):
         stage._model = tf.function(stage._model, input_signature=signature)
+        stage._model(tf.zeros((1, window, window, 3), tf.float32))
 
 
 def _padded(image: np.ndarray, multiple: int | str | None) -> np.ndarray:
