@@ -61,6 +61,8 @@ BYTES_REMOVED_REASON = (
     "the member's bytes were removed while the archive was read (the same photo was erased "
     "meanwhile); ingest it again"
 )
+# Object-store requests a scan batch has in flight at once.
+STORE_THREADS = 8
 MAX_NAME = 255
 MAX_LABEL = 200
 # A commit that meets a concurrent writer (a duplicate delivery of this task, or an upload of
@@ -97,8 +99,8 @@ def member_label(name: str, label_from: str) -> str | None:
 
 def check_member(
     member: Member,
-    store: ObjectStore,
     *,
+    store: ObjectStore,
     label_from: str,
     max_bytes: int,
     max_pixels: int,
@@ -177,6 +179,17 @@ def _record(
         )
     )
     busy = queued_elsewhere(session, (image.id for image in known.values()), exclude_job_id=job_id)
+    # The new bytes' presence, asked of the store all at once (a round trip each), under the
+    # locks taken above.
+    to_check = sorted(
+        {
+            s.object_key
+            for s in scanned
+            if s.object_key and s.error is None and s.position not in done and s.sha256 not in known
+        }
+    )
+    with ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="archive-check") as pool:
+        present = dict(zip(to_check, pool.map(still_stored, to_check), strict=True))
     for s in scanned:
         if s.position in done:
             continue
@@ -194,7 +207,7 @@ def _record(
             )
             in_job.add(known_image.id)
             continue
-        if not still_stored(s.object_key):
+        if not present.get(s.object_key, False):
             item.status, item.error = ItemStatus.FAILED, BYTES_REMOVED_REASON
             continue
         image = new_image(
@@ -358,44 +371,51 @@ def scan_archive(
         label_from = str(job.params.get("label_from") or "folder")
         last = session.scalar(select(func.max(JobItem.position)).where(JobItem.job_id == job_id))
     skip_through = -1 if last is None else int(last)
-    batch: list[Scanned] = []
+    batch: list[Future[Scanned]] = []
     error: str | None = None
     position = skip_through
-    try:
-        with store.open(key) as stream:
-            members = iter_members(
-                stream,
-                max_member_bytes=max_member_bytes,
-                skip_through=skip_through,
-                max_members=max_members,
-                max_zip_directory_bytes=max_zip_directory_bytes,
-            )
-            for member in _timed(members, "read"):
-                position = member.index
-                batch.append(
-                    check_member(
-                        member,
-                        store,
-                        label_from=label_from,
-                        max_bytes=max_member_bytes,
-                        max_pixels=max_pixels,
-                        held=held,
-                    )
+    check = partial(
+        check_member,
+        store=store,
+        label_from=label_from,
+        max_bytes=max_member_bytes,
+        max_pixels=max_pixels,
+        held=held,
+    )
+    # Members are checked and stored on a few threads (each store is a round trip or two),
+    # at most 2 x STORE_THREADS at a time: no more members' bytes than that are held.
+    slots = threading.BoundedSemaphore(2 * STORE_THREADS)
+    with ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="archive-store") as pool:
+        try:
+            with store.open(key) as stream:
+                members = iter_members(
+                    stream,
+                    max_member_bytes=max_member_bytes,
+                    skip_through=skip_through,
+                    max_members=max_members,
+                    max_zip_directory_bytes=max_zip_directory_bytes,
                 )
-                if len(batch) >= scan_batch:
-                    if not _commit_batch(sessions, store, job_id, batch):
-                        return False
-                    batch = []
-                    if deadline is not None and time.monotonic() >= deadline:
-                        return False
-                    if stop is not None and stop.is_set():
-                        return False
-    except ObjectNotFound:
-        error = f"the archive {key!r} is not in the object store"
-    except ArchiveError as exc:
-        error = str(exc)
-    if batch and not _commit_batch(sessions, store, job_id, batch):
-        return False
+                for member in _timed(members, "read"):
+                    position = member.index
+                    slots.acquire()
+                    checking = pool.submit(check, member)
+                    checking.add_done_callback(lambda _: slots.release())
+                    batch.append(checking)
+                    if len(batch) >= scan_batch:
+                        scanned = [f.result() for f in batch]
+                        if not _commit_batch(sessions, store, job_id, scanned):
+                            return False
+                        batch = []
+                        if deadline is not None and time.monotonic() >= deadline:
+                            return False
+                        if stop is not None and stop.is_set():
+                            return False
+        except ObjectNotFound:
+            error = f"the archive {key!r} is not in the object store"
+        except ArchiveError as exc:
+            error = str(exc)
+        if batch and not _commit_batch(sessions, store, job_id, [f.result() for f in batch]):
+            return False
     _mark_scanned(sessions, job_id, error, position + 1, send_deliveries)
     if uploaded:
         # Every member is now its own content-addressed object: the uploaded copy of the
