@@ -469,6 +469,7 @@ STAGE_RULES = (
     ("embedding", "workers/pipeline/embedder.py", ""),
     ("detecting", "workers/pipeline/detector.py", ""),
     ("reading", "workers/ingest.py", "_load_batch"),
+    ("reading", "workers/loader.py", "_load_one"),
     ("indexing", "workers/indexing.py", ""),
     ("ingest (claiming or committing)", "workers/ingest.py", ""),
 )
