@@ -1,25 +1,24 @@
 """The ingest loop's loader: the next batch claimed, fetched and decoded while the model runs.
 
 A model that waits for its input is wasted: on a GPU the surroundings would be the whole
-cost. So one thread claims the next batch of pending items (in its own transaction, whose
-row locks the model's thread later commits in), takes or fetches their bytes and decodes
-them on a few CPU threads (Pillow and the object store's client release the GIL), while the
-model works on the current batch. It stays exactly one batch ahead: it claims the next one
-only once the model has taken the last, so at most two batches are in memory.
+cost. So as soon as the model takes a batch, the next one is claimed (in a transaction of
+its own, whose row locks are committed with its outcome later) and its bytes are taken from
+what the worker holds or fetched, and decoded, on a few CPU threads (Pillow and the object
+store's client release the GIL) while the model works. It stays exactly one batch ahead, so
+at most two batches are in memory.
 
-The loader never writes: on SQLite a second writer in one process would wait on the first.
-Items it has handed over and that are not committed yet are left out of its claims (SQLite
-has no SKIP LOCKED; on Postgres the row locks do it anyway).
+All database work stays in the caller's thread: only fetching and decoding run elsewhere (a
+connection that a dependency's outage breaks must not be met by two threads). Items claimed
+and not committed yet are left out of the next claim (SQLite has no SKIP LOCKED; on
+Postgres the row locks do it anyway).
 """
 
 from __future__ import annotations
 
 import contextvars
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -106,12 +105,22 @@ def _within_pixels(batch: list[PendingItem], budget: int) -> list[PendingItem]:
     return batch
 
 
+@dataclass
+class _Claim:
+    """A batch claimed ahead, its bytes loading on the pool's threads."""
+
+    loaded: Loaded
+    to_load: list[PendingItem]
+    loading: list[Future[np.ndarray | str]]
+
+
 class BatchLoader:
-    """Claims, fetches and decodes batches in a thread, one ahead of the model.
+    """Batches claimed one ahead of the model, their bytes fetched and decoded meanwhile.
 
     Use as a context manager; ``next()`` gives the next batch, or None at the end (then
-    ``drained`` says whether nothing was left pending). Leaving the context stops the thread
-    and rolls back a batch loaded and not taken.
+    ``drained`` says whether nothing was left pending). Every database call is made in the
+    caller's thread; only fetching and decoding run on the pool's threads. Leaving the
+    context rolls back a batch claimed and not taken (its items are pending again).
     """
 
     def __init__(
@@ -138,43 +147,16 @@ class BatchLoader:
         self.deadline = deadline
         self.drained = False
         self.loaded = 0  # batches handed over so far
-        self._ready: queue.Queue[Loaded | BaseException | None] = queue.Queue(maxsize=1)
-        self._may_claim = threading.Semaphore(1)  # released when the model takes a batch
-        self._stop = threading.Event()
+        self._ahead: _Claim | None = None
+        self._ended = False
         self._in_flight: set[int] = set()
-        self._in_flight_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(LOAD_THREADS, thread_name_prefix="ingest-load")
-        self._thread: threading.Thread | None = None
         # Sessions bound to one connection (the tests' savepoints) cannot hold two
-        # transactions at once: then each batch is claimed when it is asked for.
+        # transactions at once: then a batch is claimed only when it is asked for.
         self.ahead = not isinstance(sessions.kw.get("bind"), Connection)
 
-    # --- the model's side --------------------------------------------------------------
-
     def __enter__(self) -> BatchLoader:
-        if not self.ahead:
-            return self
-        # copy_context: the loader's log lines carry the task's job and task ids too.
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(
-            target=context.run, args=(self._run,), name="ingest-loader", daemon=True
-        )
-        self._thread.start()
         return self
-
-    def next(self) -> Loaded | None:
-        if not self.ahead:
-            return self._claim_next()
-        item = self._ready.get()
-        self._may_claim.release()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def done_with(self, loaded: Loaded) -> None:
-        """The batch is committed (or given up): its items may be claimed again."""
-        with self._in_flight_lock:
-            self._in_flight.difference_update(p.item_id for p in loaded.batch)
 
     def __exit__(
         self,
@@ -182,55 +164,41 @@ class BatchLoader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        self._may_claim.release()  # a loader waiting to claim sees the stop
-        while self._thread is not None and self._thread.is_alive():
-            self._discard_ready()
-            self._thread.join(timeout=0.05)
-        self._discard_ready()
-        self._pool.shutdown(wait=True)
-
-    def _discard_ready(self) -> None:
         try:
-            item = self._ready.get_nowait()
-        except queue.Empty:
-            return
-        if isinstance(item, Loaded):
-            # Loaded and never processed: rolled back, its items pending again.
-            item.session.rollback()
-            item.session.close()
+            if self._ahead is not None:
+                claim, self._ahead = self._ahead, None
+                for future in claim.loading:
+                    future.cancel()
+                # Claimed and never processed: rolled back, its items pending again.
+                claim.loaded.session.rollback()
+                claim.loaded.session.close()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
-    # --- the loader thread ---------------------------------------------------------------
+    def next(self) -> Loaded | None:
+        """The next batch, loaded; None when there is none (``drained`` says why)."""
+        claim = self._ahead if self._ahead is not None else self._claim(wait=True)
+        self._ahead = None
+        if claim is None:
+            return None
+        loaded = self._finish(claim)
+        self.loaded += 1
+        if self.ahead and not self._ended:
+            # The next batch loads while the model works on this one.
+            self._ahead = self._claim(wait=False)
+        return loaded
 
-    def _put(self, item: Loaded | BaseException | None) -> None:
-        while not self._stop.is_set():
-            try:
-                self._ready.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-        if isinstance(item, Loaded):
-            item.session.rollback()
-            item.session.close()
+    def done_with(self, loaded: Loaded) -> None:
+        """The batch is committed (or given up): its items may be claimed again."""
+        self._in_flight.difference_update(p.item_id for p in loaded.batch)
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._may_claim.acquire()
-                if self._stop.is_set():
-                    return
-                loaded = self._claim_next()
-                self._put(loaded)
-                if loaded is None:
-                    return
-        except BaseException as exc:  # handed to the model's thread, which raises it
-            self._put(exc)
-
-    def _claim_next(self) -> Loaded | None:
-        """The next batch; None when there is none (``drained`` says why)."""
-        while not self._stop.is_set():
+    def _claim(self, *, wait: bool) -> _Claim | None:
+        """Claim a batch and start loading it. Without ``wait``, None when nothing is
+        pending yet (asked again at the next call); with it, None only at the end."""
+        while not self._ended:
             # A run does at least one batch, however short its budget: it always advances.
             if self.loaded and self.deadline is not None and time.monotonic() >= self.deadline:
+                self._ended = True
                 break
             # Asked before claiming: a reader that is done by now has committed everything,
             # so an empty claim after a "no" really is the end.
@@ -240,43 +208,61 @@ class BatchLoader:
                 with STAGE_TIMES.timed("claim"):
                     job = session.get(Job, self.job_id)
                     if job is None or job.status.finished:
-                        break  # deleted or cancelled: what was done is kept
-                    with self._in_flight_lock:
-                        exclude = sorted(self._in_flight)
-                    batch = claim_pending(session, self.job_id, self.batch_size, exclude)
+                        self._ended = True  # deleted or cancelled: what was done is kept
+                        break
+                    batch = claim_pending(
+                        session, self.job_id, self.batch_size, sorted(self._in_flight)
+                    )
                 if batch:
-                    batch = _within_pixels(batch, self.max_batch_pixels)
-                    with self._in_flight_lock:
-                        self._in_flight.update(p.item_id for p in batch)
-                    loaded = Loaded(session, batch)
-                    self._load(loaded)
-                    self.loaded += 1
+                    claim = self._start(session, _within_pixels(batch, self.max_batch_pixels))
                     session = None  # type: ignore[assignment]  # handed over with the batch
-                    return loaded
+                    return claim
             finally:
                 if session is not None:
                     session.rollback()
                     session.close()
             if not coming:
-                self.drained = True
+                self.drained = self._ended = True
                 break
-            self._stop.wait(PENDING_POLL_S)
+            if not wait:
+                return None
+            time.sleep(PENDING_POLL_S)
         return None
 
-    def _load(self, loaded: Loaded) -> None:
+    def _start(self, session: Session, batch: list[PendingItem]) -> _Claim:
+        self._in_flight.update(p.item_id for p in batch)
+        loaded = Loaded(session, batch)
         to_load: list[PendingItem] = []
-        for pending in loaded.batch:
+        for pending in batch:
             if pending.image_status in (ImageStatus.READY, ImageStatus.NO_FACE):
                 loaded.settled.append(pending)
             elif pending.object_key is None:
                 loaded.failures.append((pending, DELETED_REASON))
             else:
                 to_load.append(pending)
-        for pending, outcome in zip(to_load, self._pool.map(self._load_one, to_load), strict=True):
-            if isinstance(outcome, str):
-                loaded.failures.append((pending, outcome))
-            else:
-                loaded.decoded.append((pending, outcome))
+        # copy_context: log lines from the pool's threads carry the task's ids too.
+        loading = [
+            self._pool.submit(contextvars.copy_context().run, self._load_one, pending)
+            for pending in to_load
+        ]
+        return _Claim(loaded, to_load, loading)
+
+    def _finish(self, claim: _Claim) -> Loaded:
+        """Wait for the claim's loading; an error of the store itself is raised here (the
+        batch rolled back)."""
+        loaded = claim.loaded
+        try:
+            for pending, future in zip(claim.to_load, claim.loading, strict=True):
+                outcome = future.result()
+                if isinstance(outcome, str):
+                    loaded.failures.append((pending, outcome))
+                else:
+                    loaded.decoded.append((pending, outcome))
+        except BaseException:
+            loaded.session.rollback()
+            loaded.session.close()
+            raise
+        return loaded
 
     def _load_one(self, pending: PendingItem) -> np.ndarray | str:
         """The item's pixels, or why it has none (an error of the store itself is raised)."""
