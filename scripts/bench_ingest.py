@@ -170,10 +170,11 @@ def stack(
     pipeline_workers: int,
     *,
     worker_commands: list[tuple[list[str], int]] | None = None,
+    storage_url: str | None = None,
 ) -> Iterator[Stack]:
     """A fresh stack. Its workers: ``worker_commands`` ((`facesearch worker` arguments, how
     many Celery processes they start) each), or by default one worker with every queue and
-    ``pipeline_workers - 1`` more ingest workers."""
+    ``pipeline_workers - 1`` more ingest workers. ``storage_url`` replaces the S3 bucket."""
     folder.mkdir(parents=True, exist_ok=True)
     if worker_commands is None:
         # One worker owns every queue, the index writer's included (one Milvus writer); the
@@ -208,7 +209,7 @@ def stack(
             "DATA_DIR": str(folder),
             "DATABASE_URL": database_url,
             "BROKER_URL": broker,
-            "STORAGE_URL": f"s3://bench:bench@{s3_endpoint}/bench-{folder.name}",
+            "STORAGE_URL": storage_url or f"s3://bench:bench@{s3_endpoint}/bench-{folder.name}",
             "MILVUS_URI": f"http://127.0.0.1:{milvus_port}",
             "LOG_LEVEL": "WARNING",
             "LOG_JSON": "true",

@@ -19,6 +19,7 @@ The pipeline part is :func:`workers.ingest.process_pending`, shared with plain u
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import re
 import threading
 import time
@@ -35,7 +36,7 @@ from core.archives import ArchiveError, Member, iter_members, sniff_format
 from core.images import ImageInfo, InvalidImageError, inspect_image
 from core.logging import get_logger
 from core.settings import get_settings
-from core.storage import ObjectNotFound, ObjectStore, put_content
+from core.storage import ObjectNotFound, ObjectStore, content_key
 from models import (
     ItemStatus,
     Job,
@@ -130,7 +131,12 @@ def check_member(
         # Pillow can fail while still reading the header of a truncated file.
         return Scanned(member.index, name, error=f"the image data is truncated or corrupt ({exc})")
     with STAGE_TIMES.timed("store", 1):
-        key, digest = put_content(store, data, content_type=info.content_type)
+        # Put without asking first (put_content asks): nearly every member of an archive is
+        # new, and asking cost a round trip each. A repeated member is rewritten with the
+        # same bytes, which its content address makes harmless.
+        digest = hashlib.sha256(data).hexdigest()
+        key = content_key(digest)
+        store.put(key, data, content_type=info.content_type)
     if held is not None:
         held.put(key, data)
     return Scanned(
