@@ -54,9 +54,10 @@ RUN case "${TF_VARIANT}" in \
  && pip install --require-hashes -r "requirements/${reqs}.txt" \
  && pip check
 
-# The project itself, without dependencies: they are all in place from the lock.
+# The project and its generated client (`facesearch ingest` and `search` use it), without
+# dependencies: they are all in place from the lock.
 COPY . .
-RUN pip install --no-deps .
+RUN pip install --no-deps . ./clients/python/facesearch-client
 
 USER facesearch
 
