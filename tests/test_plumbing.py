@@ -352,13 +352,15 @@ def test_held_bytes_stay_within_their_bound() -> None:
     held = HeldBytes(max_bytes=10)
     held.put("a", b"12345")
     held.put("b", b"12345")
-    held.put("c", b"123")  # the oldest goes
-    assert held.take("a") is None
+    held.put("c", b"123")  # full: the newest is not held (the oldest are needed first)
+    assert held.take("c") is None
     assert held.take("b") == b"12345"
     assert held.take("b") is None  # read once
     held.put("big", b"x" * 11)  # larger than the bound: not held at all
     assert held.take("big") is None
-    assert held.size == 3
+    held.put("c", b"123")  # room again
+    assert held.size == 8
+    assert held.take("a") == b"12345"
 
 
 # --- detection batched across sizes (what a GPU worker does) --------------------------------

@@ -4,13 +4,14 @@ An archive's reader stores each member and, in the same process, the pipeline th
 those very bytes: fetching them back cost a round trip to the store per image. The reader
 leaves them here and the pipeline takes them. The keys are content addresses, so held bytes
 are the stored bytes by construction. Bounded by size: when the reader runs far ahead of the
-model (it usually does), the oldest are dropped and fetched from the store as before.
+model (it usually does), what does not fit is not held, and is fetched from the store as
+before. The oldest are kept rather than the newest: the pipeline takes members in order, so
+the oldest are the next it needs.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 # A few thousand LFW-sized photos, or a few dozen phone photos.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -22,23 +23,17 @@ class HeldBytes:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._items: dict[str, bytes] = {}
         self._size = 0
         self.hits = 0
         self.misses = 0
 
     def put(self, key: str, data: bytes) -> None:
-        if len(data) > self.max_bytes:
-            return
         with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._size -= len(old)
+            if key in self._items or self._size + len(data) > self.max_bytes:
+                return
             self._items[key] = data
             self._size += len(data)
-            while self._size > self.max_bytes:
-                _, dropped = self._items.popitem(last=False)
-                self._size -= len(dropped)
 
     def take(self, key: str) -> bytes | None:
         """The bytes under ``key``, forgotten here (each is read once); None if not held."""
