@@ -9,6 +9,7 @@ by hand and kept.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -61,6 +62,12 @@ def generate(package_dir: Path) -> None:
             check=True,
             capture_output=True,
             text=True,
+            # The post hooks run `ruff` by name: this interpreter's own, whether or not its
+            # environment is activated (`make test` in CI runs .venv/bin/pytest directly).
+            env={
+                **os.environ,
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            },
         )
     # PEP 561: the package is typed (the generator writes the marker only with metadata).
     (package_dir / "py.typed").write_text("# Marker file for PEP 561\n")
