@@ -278,9 +278,21 @@ def milvus_lite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 def _wipe_milvus(uri: str) -> None:
     """Drop every alias and collection on a shared server: each test starts empty."""
-    from pymilvus import MilvusClient
+    import time
 
-    client = MilvusClient(uri=uri)
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    # The server is up (it listened before the first test), but on a loaded machine a new
+    # channel can miss pymilvus's readiness wait: try again before calling it down.
+    for attempt in range(3):
+        try:
+            client = MilvusClient(uri=uri)
+            break
+        except MilvusException:
+            if attempt == 2:
+                raise
+            time.sleep(2)
     try:
         for name in client.list_collections():
             for alias in client.list_aliases(name).get("aliases", []):
