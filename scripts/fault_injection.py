@@ -91,10 +91,13 @@ DEPENDENCY_STAGES = ("detecting",)
 
 # The worker, with a stack dump on SIGUSR2 (faulthandler, written from the signal handler,
 # so it samples even while TensorFlow runs) into the file named by the first argument.
+# The thread that takes the signal only: dumping every thread from a signal handler reads
+# other threads' frames while they change, and with the ingest loader's threads running it
+# crashed the worker (a segfault in libpython) a few times in a hundred thousand samples.
 WORKER_BOOT = (
     "import faulthandler, signal, sys\n"
     "dump = open(sys.argv[1], 'a')\n"
-    "faulthandler.register(signal.SIGUSR2, file=dump, all_threads=True)\n"
+    "faulthandler.register(signal.SIGUSR2, file=dump, all_threads=False)\n"
     "from cli.main import cli\n"
     "cli(args=sys.argv[2:], prog_name='facesearch')\n"
 )
