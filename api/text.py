@@ -20,7 +20,7 @@ from api.errors import ApiError
 
 # Headers whose values the API reads (besides Authorization, which is matched against a
 # strict pattern and answered 401 when it does not fit).
-READ_HEADERS = ("Idempotency-Key", "Facesearch-Gallery")
+READ_HEADERS = ("Idempotency-Key", "Facesearch-Gallery", "Prefer")
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 # Routes that parse their own form (a streamed archive may be larger than the request
 # limit that parsing it here would apply): they check the form's text themselves.

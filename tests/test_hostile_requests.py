@@ -209,7 +209,7 @@ def test_control_characters_in_json_are_a_422(
     assert "body" in error["message"]
 
 
-@pytest.mark.parametrize("header", ["Idempotency-Key", "Facesearch-Gallery"])
+@pytest.mark.parametrize("header", ["Idempotency-Key", "Facesearch-Gallery", "Prefer"])
 def test_control_characters_in_a_header_we_read_are_a_422(client: FlaskClient, header: str) -> None:
     response = client.post(
         "/v1/searches",
