@@ -68,11 +68,24 @@ class FaceOut(Schema):
     landmarks = fields.Dict(keys=fields.String(), values=fields.List(fields.Integer()))
     model = fields.String()
     indexed = fields.Boolean(metadata={"description": "searchable (present in the vector index)"})
+    label = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the person this face is; null: unlabelled. An image's label goes "
+            "to its most prominent face (the largest); set it with PUT /v1/faces/{id}/label"
+        },
+    )
 
 
 class ImageOut(Schema):
     id = fields.Integer()
-    label = fields.String(allow_none=True)
+    label = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the label asked at upload; it names the image's most prominent "
+            "face, whose `label` (in `faces`) is what searches answer"
+        },
+    )
     status = fields.String(metadata={"description": "pending, ready, no_face or failed"})
     error = fields.String(allow_none=True)
     sha256 = fields.String()

@@ -94,6 +94,7 @@ def render_image(image: Image) -> dict[str, Any]:
                 "landmarks": face.landmarks,
                 "model": face.model_name,
                 "indexed": face.indexed_at is not None,
+                "label": face.label,
             }
             for face in image.faces
         ],

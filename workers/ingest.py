@@ -32,6 +32,7 @@ from models import (
     vector_to_bytes,
 )
 from models.db import session_scope
+from models.face import prominent_face
 from workers.held_bytes import HeldBytes
 from workers.loader import NO_FACE_REASON, BatchLoader, Loaded, PendingItem
 from workers.pipeline import Face as DetectedFace
@@ -87,9 +88,28 @@ def _face_rows(
                 "box_h": h,
                 "confidence": face.confidence,
                 "landmarks": {k: list(v) for k, v in face.landmarks.items()},
+                "label": None,
             }
         )
     return rows
+
+
+def _give_labels(
+    faces: Sequence[dict[str, object]], images: dict[int, tuple[str | None, int, int]]
+) -> None:
+    """A label names one face: an image's label goes to its most prominent face
+    (``prominent_face``), and its other faces stay unlabelled."""
+    by_image: dict[int, list[dict[str, object]]] = {}
+    for row in faces:
+        by_image.setdefault(row["image_id"], []).append(row)  # type: ignore[arg-type]
+    for image_id, rows in by_image.items():
+        label, width, height = images[image_id]
+        if label is None:
+            continue
+        boxes = [(r["box_x"], r["box_y"], r["box_w"], r["box_h"]) for r in rows]
+        chosen = prominent_face(boxes, width, height)  # type: ignore[arg-type]
+        if chosen is not None:
+            rows[chosen]["label"] = label
 
 
 @dataclass
@@ -145,7 +165,13 @@ def _record_batch(
     items = set(session.scalars(select(JobItem.id).where(JobItem.id.in_(list(out.items)))))
     # An image whose item is gone (the job was deleted while we worked) is left as it is.
     wanted = [p.image_id for p in loaded.batch if p.item_id in items and p.image_id in out.images]
-    images = set(session.scalars(select(Image.id).where(Image.id.in_(wanted))))
+    # With what the faces' labels need: the label given at upload and the image's size.
+    images = {
+        image_id: (label, width, height)
+        for image_id, label, width, height in session.execute(
+            select(Image.id, Image.label, Image.width, Image.height).where(Image.id.in_(wanted))
+        )
+    }
     for pending, _ in loaded.decoded:
         if pending.image_id not in images and pending.item_id in out.items:
             reason = "the image was deleted while it was processed"
@@ -156,6 +182,7 @@ def _record_batch(
         )
     faces = [row for row in out.faces if row["image_id"] in images]
     if faces:
+        _give_labels(faces, images)
         session.execute(insert(Face), faces)
     image_rows = [
         {"id": image_id, "status": status, "error": error}

@@ -156,12 +156,13 @@ def _gallery_faces(
 ) -> dict[int, tuple[Face, str | None]]:
     """The hits' faces that still exist in the gallery, with their labels. The index search
     is already limited to the gallery; this is a defence in depth, and drops faces deleted
-    since they were indexed."""
+    since they were indexed. The label is the face's own: an image's label names only its
+    most prominent face, so its other faces match unlabelled."""
     face_ids = {hit.face_id for face_hits in hits for hit in face_hits}
     if not face_ids:
         return {}
     rows = session.execute(
-        select(Face, Image.label)
+        select(Face, Face.label)
         .join(Image, Face.image_id == Image.id)
         .where(Face.id.in_(face_ids), Image.gallery_id == gallery_id)
     ).all()
