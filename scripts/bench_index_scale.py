@@ -308,7 +308,10 @@ def settle(index: Any, model_name: str, *, lite: bool) -> dict[str, Any]:
     milvus-lite says every index is finished (it has no build progress to report) while it
     builds segment indexes in a background thread; releasing and loading the collection
     builds whatever is missing, synchronously. A Milvus server builds an index once a segment
-    is sealed: flush once, then wait for ``pending_index_rows`` to reach 0.
+    is sealed: flush once, then wait for ``pending_index_rows`` to reach 0; its query node then
+    swaps each segment for its indexed version in the background (seconds to minutes later;
+    until then that segment is brute-forced: exact, and slower), so the collection is released
+    and loaded again, which loads every segment with its index, synchronously.
     The index client has no call for either (the product never needs one), so this uses its
     pymilvus client directly.
     """
@@ -336,6 +339,7 @@ def settle(index: Any, model_name: str, *, lite: bool) -> dict[str, Any]:
         out["index"] = {
             k: info.get(k) for k in ("indexed_rows", "total_rows", "pending_index_rows")
         }
+        client.release_collection(name)
         client.load_collection(name)
     out["settle_s"] = round(time.perf_counter() - started, 2)
     return out
@@ -424,6 +428,12 @@ def _measure(state: dict[str, Any], backend: str, server_pid: int | None) -> dic
         say(f"{backend}: settled in {result['settle']['settle_s']} s")
         result["rss_settled"] = sampler.now()
         result["search"] = measure_searches(bench)
+        # The same searches with other HNSW ef values: recall bought with latency.
+        default_ef = index.search_ef
+        for ef in state.get("more_ef") or []:
+            index.search_ef = ef
+            result.setdefault("search_by_ef", {})[str(ef)] = measure_searches(bench)
+        index.search_ef = default_ef
         result["count"] = index.count(bench.model_name)
         result["rss_after_search"] = sampler.now()
         result["reindex"] = measure_reindex(bench)
@@ -698,6 +708,7 @@ def orchestrate(args: argparse.Namespace) -> int:  # noqa: PLR0915  (one linear 
             "queries": {},
             "truth": {},
             "explain": not args.no_explain,
+            "more_ef": args.more_ef,
         }
         started = time.perf_counter()
         for g, cents in zip(galleries, centres, strict=True):
@@ -884,6 +895,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--work-dir", type=Path, default=None, help="for the index files")
     parser.add_argument("--out", type=Path, default=None, help="write the report as JSON")
+    parser.add_argument(
+        "--more-ef",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also measure the searches with these HNSW ef values (MILVUS_SEARCH_EF is the first)",
+    )
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--no-explain", action="store_true")
     parser.add_argument("--phase", choices=BACKENDS, help=argparse.SUPPRESS)

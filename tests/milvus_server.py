@@ -44,6 +44,9 @@ IP = shutil.which("ip") or "/usr/sbin/ip"
 PORT = 19530  # the namespace is new and empty: Milvus's own port is free
 PREFIX = "fsmv-"  # namespaces made here: fsmv-<pid of the process that made it>
 START_TIMEOUT_S = 180.0
+# The server's settings that differ from Milvus's defaults: those deploy/milvus/milvus.yaml
+# sets for the compose file (that file says why).
+SERVER_CONFIG = {"queryNode.segcore.interimIndex.enableIndex": "false"}
 STOP_GRACE_S = 2.0
 # Postgres from inside the namespace (whose loopback is its own): a URL without a host makes
 # libpq read PGHOST, here the unix socket's folder. SQLAlchemy does not decode a %2F-quoted
@@ -210,6 +213,8 @@ def _serve(data_dir: str, ready: str) -> None:
 
     default_server.set_base_dir(data_dir)
     default_server.listen_port = PORT
+    for key, value in SERVER_CONFIG.items():
+        default_server.config.set(key, value)
     default_server.start()  # returns once /healthz answers OK
     Path(ready).write_text(str(default_server.server_proc.pid))
     print(f"milvus {default_server.server_address}:{PORT} ready", flush=True)

@@ -960,3 +960,27 @@ def test_dockerignore_keeps_local_state_out() -> None:
     kept = {"README.md", "*.md", "pyproject.toml", "alembic.ini", "migrations", "requirements"}
     assert not kept & patterns
     assert not {p for p in patterns if p.startswith("requirements") or p.endswith(".txt")}
+
+
+def test_milvus_runs_with_the_settings_the_test_server_has(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The compose file's Milvus reads deploy/milvus/user.yaml, and the real server the tests
+    start (tests/milvus_server.py) is given exactly those settings: the index tests measure
+    the server as it is deployed."""
+    from tests.milvus_server import SERVER_CONFIG  # noqa: PLC0415
+
+    assert "./deploy/milvus/user.yaml:/milvus/configs/user.yaml:ro" in services["milvus"]["volumes"]
+
+    def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                out |= flat(value, f"{prefix}{key}.")
+            else:
+                out[f"{prefix}{key}"] = str(value).lower()
+        return out
+
+    settings = flat(yaml.safe_load((ROOT / "deploy" / "milvus" / "user.yaml").read_text()))
+    assert settings == {key: str(value).lower() for key, value in SERVER_CONFIG.items()}
+    assert settings["queryNode.segcore.interimIndex.enableIndex"] == "false"
