@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from core.settings import Settings
+from tests.milvus_server import SERVER_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -968,8 +969,6 @@ def test_milvus_runs_with_the_settings_the_test_server_has(
     """The compose file's Milvus reads deploy/milvus/user.yaml, and the real server the tests
     start (tests/milvus_server.py) is given exactly those settings: the index tests measure
     the server as it is deployed."""
-    from tests.milvus_server import SERVER_CONFIG  # noqa: PLC0415
-
     assert "./deploy/milvus/user.yaml:/milvus/configs/user.yaml:ro" in services["milvus"]["volumes"]
 
     def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
