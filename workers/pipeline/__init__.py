@@ -4,8 +4,16 @@ Importing this package is cheap (numpy, OpenCV): TensorFlow and mtcnn are import
 a pipeline is loaded.
 """
 
-from .align import FACE_SIZE, MARGIN, crop_face, crop_faces, expand_box, standardize
-from .detector import MIN_CONFIDENCE, MIN_FACE_SIZE, Detection, FaceDetector
+from .align import (
+    FACE_SIZE,
+    MARGIN,
+    aligned_crop,
+    crop_face,
+    crop_faces,
+    expand_box,
+    standardize,
+)
+from .detector import MIN_CONFIDENCE, MIN_FACE_SIZE, Detection, FaceDetector, SecondPass
 from .embedder import FaceEmbedder, l2_normalize
 from .face_pipeline import Face, FacePipeline
 from .weights import (
@@ -34,9 +42,11 @@ __all__ = [
     "FaceEmbedder",
     "FacePipeline",
     "ModelSpec",
+    "SecondPass",
     "UrlSource",
     "WeightsError",
     "WheelSource",
+    "aligned_crop",
     "crop_face",
     "crop_faces",
     "expand_box",

@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "FACE_SIZE",
     "MARGIN",
+    "aligned_crop",
     "crop_face",
     "crop_faces",
     "expand_box",
@@ -67,17 +68,73 @@ def crop_face(
     ).astype(np.uint8, copy=False)
 
 
+def aligned_crop(
+    image: np.ndarray,
+    box: Box,
+    left_eye: tuple[float, float],
+    right_eye: tuple[float, float],
+    *,
+    margin: float = MARGIN,
+    size: int = FACE_SIZE,
+) -> np.ndarray:
+    """``crop_face``'s crop of the image rotated (about the box centre) so the eyes are level.
+
+    A similarity transform (rotation only: scale and framing are the box's, as in
+    ``crop_face``), done as one affine warp from the image to the ``size`` x ``size`` crop.
+    Unlike ``crop_face`` the frame is not clipped to the image: what the rotated window
+    reaches outside it is black.
+    """
+    x, y, w, h = (float(v) for v in box)
+    width, height = w * (1 + margin), h * (1 + margin)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"empty box {box}")
+    cx, cy = x + w / 2, y + h / 2
+    angle = np.arctan2(right_eye[1] - left_eye[1], right_eye[0] - left_eye[0])
+    cos, sin = float(np.cos(angle)), float(np.sin(angle))
+    # p_out = S @ R @ (p - c) + size / 2, with R rotating the eye line onto the x axis and
+    # S stretching the (margin-grown) box onto the square, as crop_face's resize does.
+    sx, sy = size / width, size / height
+    source = np.ascontiguousarray(image)
+    # A warp samples like bilinear resizing: shrinking by more than 2x aliases. Shrink the
+    # image first (INTER_AREA, as crop_face does) so the warp itself shrinks by 2x at most.
+    pre = min(1.0, 2 * max(sx, sy))
+    if pre < 1.0:
+        shape = (max(1, round(image.shape[1] * pre)), max(1, round(image.shape[0] * pre)))
+        source = cv2.resize(source, shape, interpolation=cv2.INTER_AREA)
+        pre_x, pre_y = shape[0] / image.shape[1], shape[1] / image.shape[0]
+    else:
+        pre_x = pre_y = 1.0
+    rotate = np.asarray([[cos, sin], [-sin, cos]])
+    linear = np.diag([sx, sy]) @ rotate @ np.diag([1 / pre_x, 1 / pre_y])
+    shift = np.asarray([size / 2, size / 2]) - np.diag([sx, sy]) @ rotate @ np.asarray([cx, cy])
+    matrix = np.hstack([linear, shift[:, None]]).astype(np.float64)
+    return cv2.warpAffine(
+        source,
+        matrix,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    ).astype(np.uint8, copy=False)
+
+
 def crop_faces(
     image: np.ndarray,
     boxes: Sequence[Box],
     *,
     margin: float = MARGIN,
     size: int = FACE_SIZE,
+    eyes: Sequence[tuple[tuple[float, float], tuple[float, float]] | None] | None = None,
 ) -> np.ndarray:
-    """(n, size, size, 3) uint8 crops of ``boxes`` in ``image``."""
+    """(n, size, size, 3) uint8 crops of ``boxes`` in ``image``; with ``eyes`` (one
+    (left, right) pair or None per box), aligned where the eyes are known."""
     crops = np.empty((len(boxes), size, size, 3), dtype=np.uint8)
     for i, box in enumerate(boxes):
-        crops[i] = crop_face(image, box, margin=margin, size=size)
+        pair = eyes[i] if eyes is not None else None
+        if pair is None:
+            crops[i] = crop_face(image, box, margin=margin, size=size)
+        else:
+            crops[i] = aligned_crop(image, box, pair[0], pair[1], margin=margin, size=size)
     return crops
 
 

@@ -19,8 +19,15 @@ from core.memory import release_free_heap
 from workers.stages import STAGE_TIMES
 
 from .align import MARGIN, crop_faces
-from .detector import MIN_CONFIDENCE, MIN_FACE_SIZE, Detection, FaceDetector, validate_image
-from .embedder import FaceEmbedder, check_crops
+from .detector import (
+    MIN_CONFIDENCE,
+    MIN_FACE_SIZE,
+    Detection,
+    FaceDetector,
+    SecondPass,
+    validate_image,
+)
+from .embedder import FaceEmbedder, check_crops, l2_normalize
 from .weights import DEFAULT_MODEL, ModelSpec, get_spec, weights_path
 
 __all__ = ["Detects", "Embeds", "Face", "FacePipeline"]
@@ -78,6 +85,17 @@ class Face:
         raise TypeError("Face holds a numpy array and a dict: it is not hashable")
 
 
+def _eyes(
+    detection: Detection,
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """(left, right) eye landmarks, or None (then the face is cropped unaligned)."""
+    marks = detection.landmarks
+    if "left_eye" not in marks or "right_eye" not in marks:
+        return None
+    (lx, ly), (rx, ry) = marks["left_eye"], marks["right_eye"]
+    return (float(lx), float(ly)), (float(rx), float(ry))
+
+
 class FacePipeline:
     def __init__(
         self,
@@ -95,6 +113,9 @@ class FacePipeline:
         spec: ModelSpec | None = None,
         detector: Detects | None = None,
         embedder: Embeds | None = None,
+        flip: bool = False,
+        align: bool = False,
+        second_pass: SecondPass | None = None,
     ) -> None:
         """``max_detect_side`` (an addition, off by default): detect on a copy downscaled to
         this longer side, crop and embed from the original; see ``detector``.
@@ -110,7 +131,19 @@ class FacePipeline:
 
         ``spec``, ``detector`` and ``embedder`` replace the model's own parts (the plumbing
         benchmark's fixed-cost stand-in, ``standin``); without them MTCNN and the weights of
-        ``model_name`` are used."""
+        ``model_name`` are used.
+
+        Options measured by the tuning harness (``evaluation.tuning``, docs/evaluation.md
+        "Tuning"), all off by default. Each changes the vectors: turning one on is a model
+        change (``embedding_version`` says which), and faces embedded without it must be
+        re-embedded, never mixed with the new ones.
+
+        ``flip``: each face's vector is the normalised sum of the embeddings of its crop and
+        of the crop's mirror image (twice the embedding cost).
+        ``align``: the crop is cut from the image rotated so that MTCNN's eye landmarks are
+        level (``align.aligned_crop``: same box, margin and size; one affine warp).
+        ``second_pass``: images where nothing reaches ``min_confidence`` are detected again
+        with these settings (``detector.SecondPass``)."""
         # WeightsError now for an unknown model, not at load.
         spec = spec if spec is not None else get_spec(model_name)
         if not 0.0 <= margin <= 2.0:
@@ -120,6 +153,8 @@ class FacePipeline:
         self.spec = spec
         self.weights_dir = Path(weights_dir)
         self.margin = margin
+        self.flip = flip
+        self.align = align
         self.release_memory = release_memory
         self.load_seconds: float | None = None
         self._detector: Detects = detector or FaceDetector(
@@ -129,6 +164,7 @@ class FacePipeline:
             batch_size=batch_size,
             max_detect_side=max_detect_side,
             pad_to=pad_to,
+            second_pass=second_pass,
         )
         self._given_embedder = embedder
         self._embedder: Embeds | None = None
@@ -148,6 +184,20 @@ class FacePipeline:
         self._detector.batch_size = value
         if self._embedder is not None:
             self._embedder.batch_size = value
+
+    @property
+    def embedding_version(self) -> str:
+        """The model name plus every option that changes the vectors but not the model (what
+        a store of vectors must match before mixing them): ``model_name`` alone with the
+        defaults, else e.g. ``facenet-20170512-110547+margin0.3+align+flip``."""
+        extra = []
+        if self.margin != MARGIN:
+            extra.append(f"margin{self.margin:g}")
+        if self.align:
+            extra.append("align")
+        if self.flip:
+            extra.append("flip")
+        return "+".join([self.model_name, *extra])
 
     @property
     def min_confidence(self) -> float:
@@ -191,11 +241,16 @@ class FacePipeline:
         return self._detector.detect(images)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
-        """(n, 160, 160, 3) uint8 crops -> (n, dim) float32, L2-normalised, in batches."""
+        """(n, 160, 160, 3) uint8 crops -> (n, dim) float32, L2-normalised, in batches.
+        With ``flip``: the normalised sum of each crop's and its mirror's embeddings."""
         check_crops(crops, self.spec.image_size)  # before loading: bad input fails fast
         self.load()
         assert self._embedder is not None  # load() sets it
-        return self._embedder.embed(crops)
+        if not self.flip or len(crops) == 0:
+            return self._embedder.embed(crops)
+        # One call for both, so the mirrors share the embedder's batches.
+        both = self._embedder.embed(np.concatenate([crops, crops[:, :, ::-1]]))
+        return l2_normalize(both[: len(crops)] + both[len(crops) :])
 
     def process(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         """One list of faces per input image, best first, at most ``max_faces`` each."""
@@ -205,7 +260,13 @@ class FacePipeline:
         size = self.spec.image_size
         with STAGE_TIMES.timed("crop", len(images)):
             crops = [
-                crop_faces(image, [d.box for d in found], margin=self.margin, size=size)
+                crop_faces(
+                    image,
+                    [d.box for d in found],
+                    margin=self.margin,
+                    size=size,
+                    eyes=[_eyes(d) for d in found] if self.align else None,
+                )
                 for image, found in zip(images, detections, strict=True)
             ]
             all_crops = (
