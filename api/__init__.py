@@ -77,7 +77,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     for module in (webhooks, galleries, keys):
         app.register_blueprint(module.bp)
-    from api import labels  # noqa: PLC0415 (erasing a person)
+    from api import faces, labels  # noqa: PLC0415 (a face's label; erasing a person)
 
-    app.register_blueprint(labels.bp)
+    for module in (faces, labels):
+        app.register_blueprint(module.bp)
     return app

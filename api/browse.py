@@ -14,7 +14,7 @@ from typing import Any
 
 from apiflask import APIBlueprint, Schema, fields
 from apiflask.validators import Length, OneOf, Range, Regexp
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Subquery, and_, exists, func, or_, select, union
 from sqlalchemy.orm import selectinload
 
 from api import schemas
@@ -23,7 +23,7 @@ from api.context import db
 from api.errors import ApiError
 from api.jobs import serialize_job
 from api.text import bad_character
-from models import Image, ImageStatus, Job, JobKind, JobStatus, Scope
+from models import Face, Image, ImageStatus, Job, JobKind, JobStatus, Scope
 from services.render import render_image
 
 bp = APIBlueprint("browse", __name__, tag="Browse")
@@ -140,6 +140,24 @@ class LabelPage(Schema):
     )
 
 
+def image_labels(gallery: int) -> Subquery:
+    """(label, image_id) rows of the gallery: who is in each image. A label names one face,
+    so an image's labels are its faces' labels once its faces are written; before that
+    (pending), or where no face was found, the label the image was uploaded with."""
+    on_faces = (
+        select(Face.label.label("label"), Face.image_id.label("image_id"))
+        .join(Image, Face.image_id == Image.id)
+        .where(Image.gallery_id == gallery, Face.label.is_not(None))
+    )
+    without_faces = select(Image.label, Image.id).where(
+        Image.gallery_id == gallery,
+        Image.label.is_not(None),
+        ~exists().where(Face.image_id == Image.id),
+    )
+    # UNION, not UNION ALL: an image counts once for a label, whichever model's faces hold it.
+    return union(on_faces, without_faces).subquery("image_labels")
+
+
 @bp.get("/v1/images")
 @bp.input(ImagesQuery, location="query", arg_name="query")
 @bp.output(ImagePage)
@@ -154,7 +172,10 @@ def list_images(query: dict[str, Any]) -> dict[str, Any]:
         .limit(query["limit"] + 1)
     )
     if "label" in query:
-        statement = statement.where(Image.label == query["label"])
+        labelled = image_labels(gallery_id())
+        statement = statement.where(
+            Image.id.in_(select(labelled.c.image_id).where(labelled.c.label == query["label"]))
+        )
     if "status" in query:
         statement = statement.where(Image.status == ImageStatus(query["status"]))
     if "cursor" in query:
@@ -207,23 +228,28 @@ def list_jobs(query: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/v1/labels")
 @bp.input(LabelsQuery, location="query", arg_name="query")
 @bp.output(LabelPage)
-@bp.doc(summary="The gallery's labels (identities) with their image counts, alphabetically")
+@bp.doc(
+    summary="The gallery's labels (identities) with their image counts, alphabetically",
+    description="A label is counted on the images where a face carries it (an image's label "
+    "names its most prominent face; `PUT /v1/faces/{id}/label` names any other), and on "
+    "images labelled at upload whose faces are not written yet or where none was found.",
+)
 @requires(Scope.SEARCH)
 def list_labels(query: dict[str, Any]) -> dict[str, Any]:
+    labelled = image_labels(gallery_id())
     statement = (
-        select(Image.label, func.count(Image.id))
-        .where(Image.gallery_id == gallery_id(), Image.label.is_not(None))
-        .group_by(Image.label)
-        .order_by(Image.label)
+        select(labelled.c.label, func.count(labelled.c.image_id))
+        .group_by(labelled.c.label)
+        .order_by(labelled.c.label)
         .limit(query["limit"] + 1)
     )
     if "prefix" in query:
         # Escape LIKE's wildcards: a label may contain % or _.
         escaped = query["prefix"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        statement = statement.where(Image.label.like(f"{escaped}%", escape="\\"))
+        statement = statement.where(labelled.c.label.like(f"{escaped}%", escape="\\"))
     if "cursor" in query:
         (after,) = decode_cursor(query["cursor"], str)
-        statement = statement.where(Image.label > after)
+        statement = statement.where(labelled.c.label > after)
     rows = db().execute(statement).all()
     page, more = rows[: query["limit"]], len(rows) > query["limit"]
     return {

@@ -31,7 +31,8 @@ class LabelErasedOut(Schema):
 @bp.output(LabelErasedOut)
 @bp.doc(
     summary="Erase a person: every image with this label, and every copy of them",
-    description="Removes the label's images from the gallery with their faces, bytes (unless "
+    description="The label's images are those where a face carries it and those uploaded "
+    "with it. Removes them from the gallery with all their faces, bytes (unless "
     "another gallery's image or a search query has the same bytes) and vectors, and every "
     "copy made from them: stored search matches, the matches in stored webhook payloads, and "
     "the file names in job items (which become `(erased)`). Answers what was removed.",

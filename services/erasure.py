@@ -190,12 +190,22 @@ def erase_images(
 
 
 def erase_label(session: Session, *, gallery_id: int, label: str) -> Erasure | None:
-    """Erase a person from the gallery: every image with that label, and every copy that
-    names them. None when no image of the gallery has that label."""
+    """Erase a person from the gallery: every image where a face carries that label, every
+    image uploaded with it (even if its faces were relabelled since: the uploader said the
+    person is in it), and every copy that names them. The whole image goes, with any other
+    face in it: its bytes show the person. None when no image of the gallery has that label."""
+    on_a_face = (
+        select(Face.image_id)
+        .join(Image, Face.image_id == Image.id)
+        .where(Image.gallery_id == gallery_id, Face.label == label)
+    )
     image_ids = list(
         session.scalars(
             select(Image.id)
-            .where(Image.gallery_id == gallery_id, Image.label == label)
+            .where(
+                Image.gallery_id == gallery_id,
+                or_(Image.label == label, Image.id.in_(on_a_face)),
+            )
             .order_by(Image.id)
         )
     )

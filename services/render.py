@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from models import Image, Job, JobItem, JobKind, Search, SearchFace, utcnow
+from models import Face, Image, Job, JobItem, JobKind, Search, SearchFace, utcnow
 from services import urls
 
 
@@ -72,6 +72,19 @@ def render_job(job: Job, items: Sequence[JobItem] | None = None) -> dict[str, An
     return body
 
 
+def render_face(face: Face) -> dict[str, Any]:
+    """A gallery face: its box, who it is (its own label), and whether it is searchable."""
+    return {
+        "id": face.id,
+        "box": face.box,
+        "confidence": face.confidence,
+        "landmarks": face.landmarks,
+        "model": face.model_name,
+        "indexed": face.indexed_at is not None,
+        "label": face.label,
+    }
+
+
 def render_image(image: Image) -> dict[str, Any]:
     return {
         "id": image.id,
@@ -86,18 +99,8 @@ def render_image(image: Image) -> dict[str, Any]:
         "filename": image.filename,
         "created_at": image.created_at,
         "image_url": urls.image_url(image.id),
-        "faces": [
-            {
-                "id": face.id,
-                "box": face.box,
-                "confidence": face.confidence,
-                "landmarks": face.landmarks,
-                "model": face.model_name,
-                "indexed": face.indexed_at is not None,
-                "label": face.label,
-            }
-            for face in image.faces
-        ],
+        # Each face with its own label: an image's label names only its most prominent face.
+        "faces": [render_face(face) for face in image.faces],
     }
 
 

@@ -131,3 +131,55 @@ def test_a_deployment_from_before_keys_keeps_its_data_in_the_default_gallery(
         engine.dispose()
     finally:
         drop_database(url)
+
+
+def test_face_labels_backfill_gives_an_image_label_to_its_largest_face() -> None:
+    """0008: a labelled image's label goes to its largest face (nearest the centre among
+    faces of the same area); its other faces, and unlabelled images' faces, stay unlabelled."""
+    url = create_database()
+    try:
+        run_migrations(url, "upgrade", "0007")
+        engine = make_engine(url)
+        insert_image = text(
+            "INSERT INTO images (gallery_id, sha256, object_key, content_type, size_bytes,"
+            " width, height, label, status, updated_at) VALUES (1, :sha, 'objects/x',"
+            " 'image/jpeg', 1, 200, 200, :label, 'ready', now()) RETURNING id"
+        )
+        insert_face = text(
+            "INSERT INTO faces (image_id, face_index, model_name, dim, embedding, box_x, box_y,"
+            " box_w, box_h, confidence, landmarks) VALUES (:image, :index, :model, 2,"
+            " '\\x0000000000000000', :x, :y, :w, :h, 0.99, '{}') RETURNING id"
+        )
+        with engine.begin() as conn:
+
+            def face(image: int, index: int, box: tuple[int, int, int, int], model: str) -> int:
+                x, y, w, h = box
+                values = {"image": image, "index": index, "model": model}
+                found = conn.execute(insert_face, values | {"x": x, "y": y, "w": w, "h": h})
+                return int(found.scalar_one())
+
+            group = conn.execute(insert_image, {"sha": "a" * 64, "label": "Ada"}).scalar_one()
+            small_centred = face(group, 0, (80, 80, 40, 40), "m1")
+            large = face(group, 1, (0, 0, 60, 60), "m1")
+            # Same area, one nearer the centre: that one; and another model's rows of the
+            # same image get the label too (each model's index answers the same person).
+            far = face(group, 0, (140, 140, 50, 50), "m2")
+            near = face(group, 1, (60, 70, 50, 50), "m2")
+            plain = conn.execute(insert_image, {"sha": "b" * 64, "label": None}).scalar_one()
+            unlabelled = face(plain, 0, (0, 0, 100, 100), "m1")
+            conn.execute(insert_image, {"sha": "c" * 64, "label": "Faceless"})
+        migrate(url)
+        with engine.connect() as conn:
+            labels = dict(conn.execute(text("SELECT id, label FROM faces")).all())
+        assert labels == {
+            small_centred: None,
+            large: "Ada",
+            far: None,
+            near: "Ada",
+            unlabelled: None,
+        }
+        run_migrations(url, "downgrade", "0007")
+        migrate(url)
+        engine.dispose()
+    finally:
+        drop_database(url)

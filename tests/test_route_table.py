@@ -26,6 +26,7 @@ from core.settings import Settings
 from models import (
     DEFAULT_GALLERY_ID,
     EventType,
+    Face,
     Gallery,
     Scope,
     WebhookDelivery,
@@ -123,10 +124,28 @@ def world(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[World
         event.payload = {"id": None, "type": "search.completed", "data": {}}
         delivery = WebhookDelivery(event=event, subscription_id=webhook_id, url="http://x/")
         session.add_all([event, delivery])
+        # What the worker would have written for the image: one face, given its label.
+        face = Face(
+            image_id=image_id,
+            face_index=0,
+            model_name="m",
+            dim=2,
+            embedding=bytes(8),
+            box_x=0,
+            box_y=0,
+            box_w=1,
+            box_h=1,
+            confidence=0.99,
+            landmarks={},
+            label="Ada Lovelace",
+        )
+        session.add(face)
         session.commit()
         delivery_id = delivery.id
+        face_id = face.id
     values = {
         "image_id": str(image_id),
+        "face_id": str(face_id),
         "job_id": job_id,
         "search_id": search.get_json()["search_id"],
         "webhook_id": webhook_id,
@@ -139,6 +158,7 @@ def world(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[World
     }
     missing = values | {
         "image_id": "987654321",
+        "face_id": "987654321",
         "job_id": "00000000-0000-4000-8000-000000000000",
         "search_id": "00000000-0000-4000-8000-000000000001",
         "webhook_id": "00000000-0000-4000-8000-000000000002",
