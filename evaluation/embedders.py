@@ -3,9 +3,10 @@
 Each embedder turns decoded images into one vector per image, or none:
 
 * ``mtcnn-facenet``: the product's pipeline (``FacePipeline``: MTCNN, its crop geometry,
-  FaceNet). With several faces in an image it keeps the one whose box centre is nearest the
-  image centre (LFW's subject; deep-funneled images are centred on it). An image where MTCNN
-  finds no face gets no vector, as in the product, which indexes nothing for it.
+  FaceNet). With several faces in an image it keeps the face the product gives an image's
+  label to (``models.face.prominent_face``: the largest, nearest the centre on a tie), so
+  the gallery measured here is the product's labelled faces. An image where MTCNN finds no
+  face gets no vector, as in the product, which indexes nothing for it.
 * ``facenet-nodetect``: the largest centred square of the whole image, resized to FaceNet's
   input: what detection adds.
 * ``resnet50`` / ``mtcnn-resnet50``: Keras ResNet50 (ImageNet, 2048-d global average pool) on
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import cv2
 import numpy as np
 
+from models.face import prominent_face
 from workers.pipeline.align import crop_face
 from workers.pipeline.embedder import l2_normalize
 from workers.pipeline.weights import sha256_file
@@ -47,9 +49,12 @@ __all__ = [
     "central_detection",
     "centre_crop",
     "embed_dataset",
+    "labelled_detection",
 ]
 
 RESNET_SIZE = 224
+# The product's rule for which face an image's label names (part of the cache key).
+LABELLED_FACE = "the largest (nearest the image centre on a tie)"
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -91,6 +96,12 @@ def central_detection(found: Sequence[Detection], shape: Sequence[int]) -> Detec
         found,
         key=lambda d: (d.box[0] + d.box[2] / 2 - cx) ** 2 + (d.box[1] + d.box[3] / 2 - cy) ** 2,
     )
+
+
+def labelled_detection(found: Sequence[Detection], shape: Sequence[int]) -> Detection | None:
+    """The detection the product gives an image's label to (``prominent_face``)."""
+    chosen = prominent_face([d.box for d in found], int(shape[1]), int(shape[0]))
+    return None if chosen is None else found[chosen]
 
 
 def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -139,7 +150,7 @@ class FaceNetMtcnn:
             "margin": self.pipeline.margin,
             "max_faces": self.pipeline.max_faces,
             "max_detect_side": self.pipeline._detector.max_detect_side,  # no public accessor
-            "face": "nearest the image centre",
+            "face": LABELLED_FACE,
         }
 
     def embed(self, images: Sequence[np.ndarray]) -> EmbedResult:
@@ -149,7 +160,7 @@ class FaceNetMtcnn:
         rows, crops = [], []
         for i, (image, found) in enumerate(zip(images, detections, strict=True)):
             result.faces[i] = len(found)
-            chosen = central_detection(found, image.shape)
+            chosen = labelled_detection(found, image.shape)
             if chosen is None:
                 continue
             result.boxes[i] = chosen.box
