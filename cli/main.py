@@ -393,6 +393,11 @@ def demo(archive: Path | None, min_images: int, query: str) -> None:
     "reported as not run.",
 )
 @click.option("--depth", default=100, show_default=True, help="Rank depth asked of the index.")
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="Run the tuning harness instead (python -m evaluation.tuning; docs/tuning.json).",
+)
 def eval_command(
     *,
     archive: Path | None,
@@ -402,8 +407,15 @@ def eval_command(
     cache_dir: Path | None,
     resnet50_weights: Path | None,
     depth: int,
+    tune: bool,
 ) -> None:
     """Measure retrieval quality on LFW: every pipeline, one report (Markdown, JSON, PNG)."""
+    if tune:
+        from evaluation.tuning import main as tune_main  # noqa: PLC0415 (lazy: TensorFlow)
+
+        given = [("--archive", archive), ("--pairs", pairs), ("--reuse", cache_dir)]
+        tune_main([str(v) for option, value in given if value for v in (option, value)])
+        return
     from evaluation.command import run_eval  # noqa: PLC0415 (lazy: TensorFlow, matplotlib)
 
     run_eval(
