@@ -1,7 +1,8 @@
 """A gallery face, and its label: who the face is.
 
 A label names one face. An image uploaded with a label gives it to its most prominent face
-(the largest; see ``models.face.prominent_face``) and its other faces are indexed
+(of the faces at least half as large as the largest, the one nearest the centre; see
+``models.face.prominent_face``) and its other faces are indexed
 unlabelled; these routes label, relabel or unlabel any face on its own. Search matches answer
 the face's label from then on (matches stored by earlier searches keep theirs).
 """

@@ -72,7 +72,8 @@ class FaceOut(Schema):
         allow_none=True,
         metadata={
             "description": "the person this face is; null: unlabelled. An image's label goes "
-            "to its most prominent face (the largest); set it with PUT /v1/faces/{id}/label"
+            "to its most prominent face (of the faces at least half as large as the largest, the "
+            "one nearest the centre); set it with PUT /v1/faces/{id}/label"
         },
     )
 

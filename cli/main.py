@@ -398,6 +398,32 @@ def demo(archive: Path | None, min_images: int, query: str) -> None:
     is_flag=True,
     help="Run the tuning harness instead (python -m evaluation.tuning; docs/tuning.json).",
 )
+@click.option(
+    "--through-api",
+    is_flag=True,
+    help="Run the product's own path instead: ingest LFW into a fresh gallery through the API "
+    "at --url and its workers, search with --queries random LFW images through POST "
+    "/v1/searches, and print its figures beside the in-process harness's on the same "
+    "queries (OUT/product-path.json).",
+)
+@click.option("--url", envvar="FACESEARCH_URL", default="http://127.0.0.1:8000", show_default=True)
+@click.option(
+    "--key",
+    envvar="FACESEARCH_KEY",
+    default=None,
+    help="With --through-api: an admin key for every gallery (FACESEARCH_KEY).",
+)
+@click.option("--queries", default=2000, show_default=True, help="With --through-api: queries.")
+@click.option("--seed", default=0, show_default=True, help="With --through-api: query sample seed.")
+@click.option(
+    "--max-images",
+    type=int,
+    default=None,
+    help="With --through-api: only the archive's first N images (default: all).",
+)
+@click.option(
+    "--top-k", default=100, show_default=True, help="With --through-api: matches asked a search."
+)
 def eval_command(
     *,
     archive: Path | None,
@@ -408,8 +434,30 @@ def eval_command(
     resnet50_weights: Path | None,
     depth: int,
     tune: bool,
+    through_api: bool,
+    url: str,
+    key: str | None,
+    queries: int,
+    seed: int,
+    max_images: int | None,
+    top_k: int,
 ) -> None:
     """Measure retrieval quality on LFW: every pipeline, one report (Markdown, JSON, PNG)."""
+    if through_api:
+        from evaluation.command import run_through_api  # noqa: PLC0415 (lazy: TensorFlow)
+
+        run_through_api(
+            archive=archive,
+            url=url,
+            key=key,
+            queries=queries,
+            seed=seed,
+            max_images=max_images,
+            top_k=top_k,
+            out_dir=out_dir,
+            cache_dir=cache_dir,
+        )
+        return
     if tune:
         from evaluation.tuning import main as tune_main  # noqa: PLC0415 (lazy: TensorFlow)
 

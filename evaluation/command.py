@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from tqdm import tqdm
@@ -17,7 +19,7 @@ from workers.pipeline import FacePipeline  # cheap: TensorFlow loads with the mo
 from .report import results_table, write_report
 from .runner import PIPELINES, EvalConfig, evaluate
 
-__all__ = ["run_eval"]
+__all__ = ["run_eval", "run_through_api"]
 
 
 def _progress(label: str, total: int) -> Callable[[int], None]:
@@ -87,3 +89,85 @@ def run_eval(
     click.echo("\n".join(results_table(data)))
     for kind, path in paths.items():
         click.echo(f"{kind}: {path}")
+
+
+def run_through_api(
+    *,
+    archive: Path | None,
+    url: str,
+    key: str | None,
+    queries: int,
+    seed: int,
+    max_images: int | None,
+    top_k: int,
+    out_dir: Path,
+    cache_dir: Path | None,
+) -> dict[str, Any]:
+    """``facesearch eval --through-api``: LFW ingested and searched through a running API
+    and its workers, next to the in-process harness on the same queries
+    (``evaluation.product_path``). Writes ``product-path.json`` in ``out_dir``."""
+    from .dataset import Dataset, load_dataset  # noqa: PLC0415
+    from .product_path import (  # noqa: PLC0415 (the generated client: only this mode)
+        compare,
+        comparison_table,
+        harness_ranks,
+        run_product_path,
+        sample_queries,
+    )
+
+    settings = get_settings()
+    archive = archive or default_archive()
+    if not archive.is_file():
+        raise click.ClickException(f"LFW archive not found at {archive}; pass --archive")
+    if not key:
+        raise click.ClickException(
+            "pass --key (or FACESEARCH_KEY): an admin key for every gallery, to make a fresh one"
+        )
+    dataset = load_dataset(archive)
+    whole = max_images is None or max_images >= len(dataset)
+    if not whole:
+        n = int(max_images or 0)
+        dataset = Dataset(
+            dataset.labels[:n], dataset.names[:n], dataset.hashes[:n], dataset.data[:n]
+        )
+    chosen = sample_queries(dataset.labels, queries, seed)
+    click.echo(
+        f"{len(dataset)} images, {len(chosen)} queries (seed {seed}) through {url}", err=True
+    )
+    bar = tqdm(total=len(chosen), desc="searches", unit="q", mininterval=10, file=sys.stderr)
+    product = run_product_path(
+        dataset,
+        chosen,
+        url=url,
+        key=key,
+        archive=archive if whole else None,
+        top_k=top_k,
+        tick=lambda: bar.update(1),
+    )
+    bar.close()
+    pipeline = FacePipeline(
+        model_name=settings.model_name,
+        weights_dir=settings.model_dir,
+        max_faces=settings.max_faces_per_image,
+        batch_size=settings.pipeline_batch_size,
+        max_detect_side=settings.detect_max_side or None,
+    )
+    ranks, _ = harness_ranks(
+        dataset,
+        chosen,
+        pipeline=pipeline,
+        cache_dir=cache_dir or settings.data_dir / "eval-cache",
+        progress=lambda todo: _progress("mtcnn-facenet", todo),
+    )
+    result = compare(dataset, product, ranks)
+    result |= {
+        "command": shlex.join(["facesearch", *sys.argv[1:]]),
+        "archive": str(archive),
+        "images": len(dataset),
+        "seed": seed,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "product-path.json").write_text(json.dumps(result, indent=2) + "\n")
+    click.echo("\n".join(comparison_table(result)))
+    click.echo(f"json: {out_dir / 'product-path.json'}")
+    return result

@@ -4,7 +4,8 @@ Each embedder turns decoded images into one vector per image, or none:
 
 * ``mtcnn-facenet``: the product's pipeline (``FacePipeline``: MTCNN, its crop geometry,
   FaceNet). With several faces in an image it keeps the face the product gives an image's
-  label to (``models.face.prominent_face``: the largest, nearest the centre on a tie), so
+  label to (``models.face.prominent_face``: of the faces at least half as large as the
+  largest, the one nearest the image centre; on LFW, always its subject), so
   the gallery measured here is the product's labelled faces. An image where MTCNN finds no
   face gets no vector, as in the product, which indexes nothing for it.
 * ``facenet-nodetect``: the largest centred square of the whole image, resized to FaceNet's
@@ -54,7 +55,7 @@ __all__ = [
 
 RESNET_SIZE = 224
 # The product's rule for which face an image's label names (part of the cache key).
-LABELLED_FACE = "the largest (nearest the image centre on a tie)"
+LABELLED_FACE = "nearest the image centre among faces >= 0.5 x the largest's area"
 
 
 class WeightsUnavailableError(RuntimeError):

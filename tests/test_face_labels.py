@@ -25,16 +25,21 @@ from tests.test_tasks import Harness, harness  # noqa: F401 (the fixture, used b
 # --- the rule ----------------------------------------------------------------------------------
 
 
-def test_the_largest_face_is_the_prominent_one() -> None:
-    # A small face at the centre and a larger one off it: the larger one wins.
+def test_a_small_face_at_the_centre_does_not_take_the_label_of_a_large_one() -> None:
+    # A bystander's face at the centre, under half the area of the subject's off it.
     boxes = [(110, 110, 30, 30), (10, 10, 60, 80)]
     assert prominent_face(boxes, 250, 250) == 1
 
 
-def test_same_area_goes_to_the_face_nearest_the_centre_then_the_first() -> None:
+def test_of_faces_at_least_half_as_large_the_one_nearest_the_centre() -> None:
+    # 60x60 off centre, 45x45 (56% of its area) at the centre: the centred one.
+    assert prominent_face([(0, 0, 60, 60), (100, 100, 45, 45)], 250, 250) == 1
+    # Just under half the area (35x50 = 1750 < 1800): the large one.
+    assert prominent_face([(0, 0, 60, 60), (100, 100, 35, 50)], 250, 250) == 0
     boxes = [(0, 0, 50, 50), (100, 100, 50, 50), (200, 200, 50, 50)]
     assert prominent_face(boxes, 250, 250) == 1
-    # Two faces at the same distance from the centre, same size: the first.
+    # The same distance from the centre: the larger, then the first.
+    assert prominent_face([(0, 100, 50, 50), (195, 95, 60, 60)], 250, 250) == 1
     assert prominent_face([(0, 100, 50, 50), (200, 100, 50, 50)], 250, 250) == 0
 
 
@@ -202,7 +207,7 @@ def _tile(image: LfwImage, side: int) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_an_uploaded_label_names_the_largest_face_and_the_others_match_unlabelled(
+def test_an_uploaded_label_names_the_prominent_face_and_the_others_match_unlabelled(
     harness: Harness,  # noqa: F811 (the fixture)
     lfw_faces: dict[str, list[LfwImage]],
 ) -> None:

@@ -133,9 +133,10 @@ def test_a_deployment_from_before_keys_keeps_its_data_in_the_default_gallery(
         drop_database(url)
 
 
-def test_face_labels_backfill_gives_an_image_label_to_its_largest_face() -> None:
-    """0008: a labelled image's label goes to its largest face (nearest the centre among
-    faces of the same area); its other faces, and unlabelled images' faces, stay unlabelled."""
+def test_face_labels_backfill_gives_an_image_label_to_its_most_prominent_face() -> None:
+    """0008: a labelled image's label goes to its most prominent face (nearest the centre of
+    those at least half as large as the largest); its other faces, and unlabelled images'
+    faces, stay unlabelled."""
     url = create_database()
     try:
         run_migrations(url, "upgrade", "0007")

@@ -2,9 +2,9 @@
 
 Faces gain a ``label``. Existing labelled images give their label to one face, chosen by the
 rule of ``models.face.prominent_face`` (copied here, frozen: a migration must do tomorrow what
-it did today, whatever the model code becomes): the largest face; among faces of the same
-area, the one whose centre is nearest the image centre; then the lowest face index. Their
-other faces stay unlabelled. ``images.label`` stays: it records the label asked at upload.
+it did today, whatever the model code becomes): among the faces at least half the area of
+the largest, the one whose centre is nearest the image centre (then the larger, then the
+lowest face index). Their other faces stay unlabelled. ``images.label`` stays: it records the label asked at upload.
 
 Revision ID: 0008
 Revises: 0007
@@ -23,16 +23,19 @@ depends_on: str | Sequence[str] | None = None
 
 # Images read per round of the backfill: bounded memory on a gallery of millions.
 BATCH = 5_000
+# models.face.PROMINENT_AREA_RATIO as of this migration.
+PROMINENT_AREA_RATIO = 0.5
 
 
 def _prominent(faces: list[tuple[int, int, int, int, int, int]], width: int, height: int) -> int:
     """The face id of the most prominent face; rows are (id, face_index, x, y, w, h)."""
     cx, cy = width / 2, height / 2
+    floor = PROMINENT_AREA_RATIO * max(f[4] * f[5] for f in faces)
     return min(
-        faces,
+        (f for f in faces if f[4] * f[5] >= floor),
         key=lambda f: (
-            -(f[4] * f[5]),
             (f[2] + f[4] / 2 - cx) ** 2 + (f[3] + f[5] / 2 - cy) ** 2,
+            -(f[4] * f[5]),
             f[1],
         ),
     )[0]
