@@ -197,7 +197,7 @@ def test_alignment_levels_the_eyes_of_a_rotated_real_face(
     crop = crop_faces(
         turned,
         [face.box],
-        eyes=[(face.landmarks["left_eye"], face.landmarks["right_eye"])],  # type: ignore[list-item]
+        eyes=[(face.landmarks["left_eye"], face.landmarks["right_eye"])],
     )[0]
     # MTCNN again, on the crop: its eyes are now level (within the landmarks' own noise).
     again = detector.detect([crop])[0]
