@@ -6,8 +6,11 @@ from .delivery_list_out import DeliveryListOut
 from .delivery_out import DeliveryOut
 from .error_body import ErrorBody
 from .error_out import ErrorOut
+from .face_label_in import FaceLabelIn
 from .face_out import FaceOut
 from .face_out_landmarks import FaceOutLandmarks
+from .gallery_face_out import GalleryFaceOut
+from .gallery_face_out_landmarks import GalleryFaceOutLandmarks
 from .gallery_in import GalleryIn
 from .gallery_list_out import GalleryListOut
 from .gallery_out import GalleryOut
@@ -62,8 +65,11 @@ __all__ = (
     "DeliveryOut",
     "ErrorBody",
     "ErrorOut",
+    "FaceLabelIn",
     "FaceOut",
     "FaceOutLandmarks",
+    "GalleryFaceOut",
+    "GalleryFaceOutLandmarks",
     "GalleryIn",
     "GalleryListOut",
     "GalleryOut",

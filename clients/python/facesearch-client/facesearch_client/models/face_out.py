@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 
@@ -23,6 +23,9 @@ class FaceOut:
         confidence (float | Unset):
         id (int | Unset):
         indexed (bool | Unset): searchable (present in the vector index)
+        label (None | str | Unset): the person this face is; null: unlabelled. An image's label goes to its most
+            prominent face (of the faces at least half as large as the largest, the one nearest the centre); set it with PUT
+            /v1/faces/{id}/label
         landmarks (FaceOutLandmarks | Unset):
         model (str | Unset):
     """
@@ -31,6 +34,7 @@ class FaceOut:
     confidence: float | Unset = UNSET
     id: int | Unset = UNSET
     indexed: bool | Unset = UNSET
+    label: None | str | Unset = UNSET
     landmarks: FaceOutLandmarks | Unset = UNSET
     model: str | Unset = UNSET
 
@@ -44,6 +48,12 @@ class FaceOut:
         id = self.id
 
         indexed = self.indexed
+
+        label: None | str | Unset
+        if isinstance(self.label, Unset):
+            label = UNSET
+        else:
+            label = self.label
 
         landmarks: dict[str, Any] | Unset = UNSET
         if not isinstance(self.landmarks, Unset):
@@ -62,6 +72,8 @@ class FaceOut:
             field_dict["id"] = id
         if indexed is not UNSET:
             field_dict["indexed"] = indexed
+        if label is not UNSET:
+            field_dict["label"] = label
         if landmarks is not UNSET:
             field_dict["landmarks"] = landmarks
         if model is not UNSET:
@@ -88,6 +100,15 @@ class FaceOut:
 
         indexed = d.pop("indexed", UNSET)
 
+        def _parse_label(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        label = _parse_label(d.pop("label", UNSET))
+
         _landmarks = d.pop("landmarks", UNSET)
         landmarks: FaceOutLandmarks | Unset
         if isinstance(_landmarks, Unset):
@@ -102,6 +123,7 @@ class FaceOut:
             confidence=confidence,
             id=id,
             indexed=indexed,
+            label=label,
             landmarks=landmarks,
             model=model,
         )

@@ -27,7 +27,8 @@ class ImageOut:
         height (int | Unset):
         id (int | Unset):
         image_url (str | Unset):
-        label (None | str | Unset):
+        label (None | str | Unset): the label asked at upload; it names the image's most prominent face, whose `label`
+            (in `faces`) is what searches answer
         sha256 (str | Unset):
         size_bytes (int | Unset):
         status (str | Unset): pending, ready, no_face or failed

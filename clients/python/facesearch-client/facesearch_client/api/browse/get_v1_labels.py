@@ -99,7 +99,11 @@ def sync_detailed(
 ) -> Response[ErrorOut | LabelPage]:
     """The gallery's labels (identities) with their image counts, alphabetically
 
-     Needs an API key with the `search` scope (or higher).
+     A label is counted on the images where a face carries it (an image's label names its most prominent
+    face; `PUT /v1/faces/{id}/label` names any other), and on images labelled at upload whose faces are
+    not written yet or where none was found.
+
+    Needs an API key with the `search` scope (or higher).
 
     Args:
         limit (int | Unset):  Default: 50.
@@ -139,7 +143,11 @@ def sync(
 ) -> ErrorOut | LabelPage | None:
     """The gallery's labels (identities) with their image counts, alphabetically
 
-     Needs an API key with the `search` scope (or higher).
+     A label is counted on the images where a face carries it (an image's label names its most prominent
+    face; `PUT /v1/faces/{id}/label` names any other), and on images labelled at upload whose faces are
+    not written yet or where none was found.
+
+    Needs an API key with the `search` scope (or higher).
 
     Args:
         limit (int | Unset):  Default: 50.
@@ -174,7 +182,11 @@ async def asyncio_detailed(
 ) -> Response[ErrorOut | LabelPage]:
     """The gallery's labels (identities) with their image counts, alphabetically
 
-     Needs an API key with the `search` scope (or higher).
+     A label is counted on the images where a face carries it (an image's label names its most prominent
+    face; `PUT /v1/faces/{id}/label` names any other), and on images labelled at upload whose faces are
+    not written yet or where none was found.
+
+    Needs an API key with the `search` scope (or higher).
 
     Args:
         limit (int | Unset):  Default: 50.
@@ -212,7 +224,11 @@ async def asyncio(
 ) -> ErrorOut | LabelPage | None:
     """The gallery's labels (identities) with their image counts, alphabetically
 
-     Needs an API key with the `search` scope (or higher).
+     A label is counted on the images where a face carries it (an image's label names its most prominent
+    face; `PUT /v1/faces/{id}/label` names any other), and on images labelled at upload whose faces are
+    not written yet or where none was found.
+
+    Needs an API key with the `search` scope (or higher).
 
     Args:
         limit (int | Unset):  Default: 50.

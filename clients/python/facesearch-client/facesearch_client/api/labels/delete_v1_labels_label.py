@@ -94,10 +94,11 @@ def sync_detailed(
 ) -> Response[ErrorOut | LabelErasedOut]:
     """Erase a person: every image with this label, and every copy of them
 
-     Removes the label's images from the gallery with their faces, bytes (unless another gallery's image
-    or a search query has the same bytes) and vectors, and every copy made from them: stored search
-    matches, the matches in stored webhook payloads, and the file names in job items (which become
-    `(erased)`). Answers what was removed.
+     The label's images are those where a face carries it and those uploaded with it. Removes them from
+    the gallery with all their faces, bytes (unless another gallery's image or a search query has the
+    same bytes) and vectors, and every copy made from them: stored search matches, the matches in stored
+    webhook payloads, and the file names in job items (which become `(erased)`). Answers what was
+    removed.
 
     Needs an API key with the `write` scope (or higher).
 
@@ -133,10 +134,11 @@ def sync(
 ) -> ErrorOut | LabelErasedOut | None:
     """Erase a person: every image with this label, and every copy of them
 
-     Removes the label's images from the gallery with their faces, bytes (unless another gallery's image
-    or a search query has the same bytes) and vectors, and every copy made from them: stored search
-    matches, the matches in stored webhook payloads, and the file names in job items (which become
-    `(erased)`). Answers what was removed.
+     The label's images are those where a face carries it and those uploaded with it. Removes them from
+    the gallery with all their faces, bytes (unless another gallery's image or a search query has the
+    same bytes) and vectors, and every copy made from them: stored search matches, the matches in stored
+    webhook payloads, and the file names in job items (which become `(erased)`). Answers what was
+    removed.
 
     Needs an API key with the `write` scope (or higher).
 
@@ -167,10 +169,11 @@ async def asyncio_detailed(
 ) -> Response[ErrorOut | LabelErasedOut]:
     """Erase a person: every image with this label, and every copy of them
 
-     Removes the label's images from the gallery with their faces, bytes (unless another gallery's image
-    or a search query has the same bytes) and vectors, and every copy made from them: stored search
-    matches, the matches in stored webhook payloads, and the file names in job items (which become
-    `(erased)`). Answers what was removed.
+     The label's images are those where a face carries it and those uploaded with it. Removes them from
+    the gallery with all their faces, bytes (unless another gallery's image or a search query has the
+    same bytes) and vectors, and every copy made from them: stored search matches, the matches in stored
+    webhook payloads, and the file names in job items (which become `(erased)`). Answers what was
+    removed.
 
     Needs an API key with the `write` scope (or higher).
 
@@ -204,10 +207,11 @@ async def asyncio(
 ) -> ErrorOut | LabelErasedOut | None:
     """Erase a person: every image with this label, and every copy of them
 
-     Removes the label's images from the gallery with their faces, bytes (unless another gallery's image
-    or a search query has the same bytes) and vectors, and every copy made from them: stored search
-    matches, the matches in stored webhook payloads, and the file names in job items (which become
-    `(erased)`). Answers what was removed.
+     The label's images are those where a face carries it and those uploaded with it. Removes them from
+    the gallery with all their faces, bytes (unless another gallery's image or a search query has the
+    same bytes) and vectors, and every copy made from them: stored search matches, the matches in stored
+    webhook payloads, and the file names in job items (which become `(erased)`). Answers what was
+    removed.
 
     Needs an API key with the `write` scope (or higher).
 
