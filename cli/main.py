@@ -424,6 +424,13 @@ def demo(archive: Path | None, min_images: int, query: str) -> None:
 @click.option(
     "--top-k", default=100, show_default=True, help="With --through-api: matches asked a search."
 )
+@click.option(
+    "--resume",
+    default=None,
+    metavar="GALLERY:JOB",
+    help="With --through-api: follow the ingest job of an earlier run that stopped (it prints "
+    "both) instead of making a gallery and uploading again.",
+)
 def eval_command(
     *,
     archive: Path | None,
@@ -441,6 +448,7 @@ def eval_command(
     seed: int,
     max_images: int | None,
     top_k: int,
+    resume: str | None,
 ) -> None:
     """Measure retrieval quality on LFW: every pipeline, one report (Markdown, JSON, PNG)."""
     if through_api:
@@ -456,6 +464,7 @@ def eval_command(
             top_k=top_k,
             out_dir=out_dir,
             cache_dir=cache_dir,
+            resume=resume,
         )
         return
     if tune:

@@ -102,6 +102,7 @@ def run_through_api(
     top_k: int,
     out_dir: Path,
     cache_dir: Path | None,
+    resume: str | None = None,
 ) -> dict[str, Any]:
     """``facesearch eval --through-api``: LFW ingested and searched through a running API
     and its workers, next to the in-process harness on the same queries
@@ -143,6 +144,12 @@ def run_through_api(
         archive=archive if whole else None,
         top_k=top_k,
         tick=lambda: bar.update(1),
+        resume=resume,
+        on_job=lambda gallery, job: click.echo(
+            f"gallery {gallery}, ingest job {job} (if this run stops, --resume {gallery}:{job} "
+            "follows the job instead of uploading again)",
+            err=True,
+        ),
     )
     bar.close()
     pipeline = FacePipeline(

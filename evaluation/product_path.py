@@ -37,8 +37,9 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import numpy as np
@@ -91,6 +92,7 @@ __all__ = [
     "write_archive",
 ]
 
+T = TypeVar("T")
 API_MAX_TOP_K = 100  # SearchIn.top_k's bound
 SEARCH_WAIT_S = 30  # Prefer: wait=N, the API's most
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -161,7 +163,9 @@ def _image_ids(client: AuthenticatedClient, job_id: str, dataset: Dataset) -> di
     found: dict[int, int] = {}
     cursor: int | Unset = UNSET
     while True:
-        page = get_v1_jobs_job_id_items.sync(job_id, client=client, limit=500, cursor=cursor)
+        page = _again(
+            partial(get_v1_jobs_job_id_items.sync, job_id, client=client, limit=500, cursor=cursor)
+        )
         if not isinstance(page, JobItemsOut):
             raise RuntimeError(f"job {job_id}: its items could not be read: {page}")
         body = page.to_dict()
@@ -174,28 +178,61 @@ def _image_ids(client: AuthenticatedClient, job_id: str, dataset: Dataset) -> di
         cursor = int(body["next_cursor"])
 
 
+def _again(call: Callable[[], T], attempts: int = 5) -> T:
+    """``call()``, tried again after a dropped connection (a keep-alive connection the server
+    closed as it was reused): every call retried here is safe to repeat."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except httpx.TransportError:
+            if attempt == attempts:
+                raise
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
+
+
 def ingest_dataset(
-    client: AuthenticatedClient, dataset: Dataset, archive: Path | None, *, quiet: bool
+    client: AuthenticatedClient,
+    dataset: Dataset,
+    archive: Path | None,
+    *,
+    quiet: bool,
+    job_id: str | None = None,
+    started: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], dict[int, int]]:
     """Upload the archive (or the dataset written as one) and follow its job to the end: the
-    job, and each dataset image's id."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = archive or write_archive(dataset, Path(folder) / "lfw-subset.tgz")
-        job_url = upload(client, path, "folder", quiet=quiet)
-    job = follow(client, job_url, poll_s=2.0, quiet=quiet)
+    job, and each dataset image's id. ``job_id``: follow that job (an earlier run's upload)
+    instead; ``started(job_id)`` is told the job as soon as it exists."""
+    if job_id is None:
+        with tempfile.TemporaryDirectory() as folder:
+            path = archive or write_archive(dataset, Path(folder) / "lfw-subset.tgz")
+            job_url = upload(client, path, "folder", quiet=quiet)
+        job_id = job_url.rstrip("/").rsplit("/", 1)[1]
+    if started is not None:
+        started(job_id)
+    job = _again(lambda: follow(client, f"/v1/jobs/{job_id}", poll_s=1.0, quiet=quiet))
     if job["status"] not in ("succeeded", "partial"):
         raise RuntimeError(f"the ingest job ended {job['status']}: {job.get('error')}")
     return job, _image_ids(client, job["id"], dataset)
 
 
 def _search(client: AuthenticatedClient, data: bytes, name: str, top_k: int) -> dict[str, Any]:
-    body = SearchIn(file=File(payload=io.BytesIO(data), file_name=name), top_k=top_k)
-    answer = post_v1_searches.sync(client=client, body=body, prefer=f"wait={SEARCH_WAIT_S}")
+    # One key per search: a request sent again after a dropped connection is the same search.
+    key = str(uuid.uuid4())
+
+    def send() -> SearchCreatedOut | SearchWaitedOut | ErrorOut | None:
+        body = SearchIn(file=File(payload=io.BytesIO(data), file_name=name), top_k=top_k)
+        return post_v1_searches.sync(
+            client=client, body=body, prefer=f"wait={SEARCH_WAIT_S}", idempotency_key=key
+        )
+
+    answer = _again(send)
     if isinstance(answer, SearchCreatedOut):  # not ended within the wait: poll it
+        search_id = answer.search_id
         while True:
-            polled = get_v1_searches_search_id.sync(answer.search_id, client=client)
+            polled = _again(lambda: get_v1_searches_search_id.sync(search_id, client=client))
             if not isinstance(polled, SearchOut):
-                raise RuntimeError(f"search {answer.search_id}: {polled}")
+                raise RuntimeError(f"search {search_id}: {polled}")
             if polled.status in FINISHED:
                 return polled.to_dict()
             time.sleep(0.5)
@@ -252,19 +289,36 @@ def run_product_path(
     gallery: str | None = None,
     quiet: bool = False,
     tick: Callable[[], None] | None = None,
+    resume: str | None = None,
+    on_job: Callable[[str, str], None] | None = None,
 ) -> ProductPath:
     """Ingest ``dataset`` (uploading ``archive`` when it is the whole of it) into a fresh
-    gallery, then search with every query. ``key``: an admin key for every gallery."""
-    name = gallery or f"eval-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    gallery, then search with every query. ``key``: an admin key for every gallery.
+    ``resume``: ``GALLERY:JOB_ID`` of an earlier run that stopped, whose ingest job is followed
+    instead of making a gallery and uploading again; ``on_job(gallery, job_id)`` is told
+    them as soon as the job exists."""
+    job_id: str | None = None
+    if resume:
+        name, _, job_id = resume.partition(":")
+    else:
+        name = gallery or f"eval-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     timeout = httpx.Timeout(60.0, read=600.0)
-    with AuthenticatedClient(base_url=url, token=key, timeout=timeout) as admin:
-        _create_gallery(admin, name)
+    if not resume:
+        with AuthenticatedClient(base_url=url, token=key, timeout=timeout) as admin:
+            _create_gallery(admin, name)
     seconds: dict[str, float] = {}
     with AuthenticatedClient(
         base_url=url, token=key, timeout=timeout, headers={"Facesearch-Gallery": name}
     ) as client:
         started = time.monotonic()
-        job, image_of = ingest_dataset(client, dataset, archive, quiet=quiet)
+        job, image_of = ingest_dataset(
+            client,
+            dataset,
+            archive,
+            quiet=quiet,
+            job_id=job_id,
+            started=partial(on_job, name) if on_job is not None else None,
+        )
         seconds["ingest"] = round(time.monotonic() - started, 1)
         started = time.monotonic()
         answers = query_answers(client, dataset, queries, image_of, top_k=top_k, tick=tick)
