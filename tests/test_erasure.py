@@ -85,8 +85,9 @@ def search(client: FlaskClient, data: bytes) -> dict[str, Any]:
     return body
 
 
-def add_face(session: Session, image_id: int, index: int = 0) -> Face:
+def add_face(session: Session, image_id: int, index: int = 0, label: str | None = None) -> Face:
     face = Face(
+        label=label,
         image_id=image_id,
         face_index=index,
         model_name="m",
@@ -252,8 +253,13 @@ def test_erasing_a_person_leaves_nothing_of_them_in_any_table_or_object(
     images = {i.label: i for i in session.scalars(select(Image))}  # one of each is enough
     mine = session.scalars(select(Image).where(Image.label == PERSON).order_by(Image.id)).all()
     assert len(mine) == 3
-    faces = [add_face(session, image.id, index) for image in mine for index in (0, 1)]
-    other_face = add_face(session, images[OTHER].id)
+    # As the worker writes them: the image's label on one face of each image.
+    faces = [
+        add_face(session, image.id, index, label=PERSON if index == 0 else None)
+        for image in mine
+        for index in (0, 1)
+    ]
+    other_face = add_face(session, images[OTHER].id, label=OTHER)
     ingest = session.get_one(Job, job["job_id"])
     ingest.result = {"image_ids": [i.id for i in mine], "faces": len(faces)}
 
