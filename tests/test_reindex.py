@@ -83,6 +83,38 @@ class Gallery:
             session.commit()
             return [row.id for row in rows]
 
+    def add_with_ids(self, gallery_id: int, face_ids: list[int]) -> list[int]:
+        """New faces with the given (free) ids, in one new image: an ingest that took its ids
+        before others and commits after them."""
+        image_id = self.add(gallery_id, 1)
+        with self.sessions() as session:
+            image = session.get_one(Face, image_id[0]).image_id
+            session.execute(delete(Face).where(Face.id == image_id[0]))
+            vectors = self.rng.standard_normal((len(face_ids), DIM)).astype("<f4")
+            session.add_all(
+                Face(
+                    id=face_id,
+                    image_id=image,
+                    face_index=i,
+                    model_name=MODEL,
+                    dim=DIM,
+                    embedding=vector.tobytes(),
+                    box_x=0,
+                    box_y=0,
+                    box_w=1,
+                    box_h=1,
+                    confidence=0.99,
+                    landmarks={},
+                )
+                for i, (face_id, vector) in enumerate(zip(face_ids, vectors, strict=True))
+            )
+            session.commit()
+        return face_ids
+
+    def vector(self, face_id: int) -> np.ndarray:
+        with self.sessions() as session:
+            return np.frombuffer(session.get_one(Face, face_id).embedding, dtype="<f4")
+
     def erase(self, index: VectorIndex, face_ids: list[int]) -> None:
         """Rows first, then the vectors (what an erasure and the writer's task do)."""
         with self.sessions() as session:
@@ -308,3 +340,37 @@ def test_a_stranded_rebuild_is_sent_again_and_resumes(
     assert job.result == {"faces_indexed": {MODEL: 60}}
     assert index.count(MODEL) == 60
     check_searches(index, gallery)
+
+
+def test_the_writer_indexes_a_face_committed_behind_its_cursor(
+    sessions: sessionmaker[Session], milvus_uri: str
+) -> None:
+    """The writer reads batches after the last id it wrote; a face whose ingest took an id
+    earlier but committed while the writer was past it is still indexed in the same run."""
+    gallery = Gallery(sessions)
+    freed = gallery.add(gallery.ids[0], 3)  # ids taken, then freed: "an ingest in flight"
+    with sessions() as session:
+        session.execute(delete(Face).where(Face.id.in_(freed)))
+        session.commit()
+    for _ in range(6):
+        gallery.add(gallery.ids[0], 5)
+    late: list[int] = []
+
+    class CommitsBehindTheCursor(VectorIndex):
+        def upsert(self, model_name: str, **kwargs: Any) -> None:
+            super().upsert(model_name, **kwargs)
+            if not late:  # after the first batch: the cursor is past every freed id
+                late.extend(gallery.add_with_ids(gallery.ids[0], freed[:2]))
+
+    with CommitsBehindTheCursor(milvus_uri, index_type="FLAT") as index:
+        written = index_pending(MODEL, sessions=sessions, index=index, batch_size=4)
+        assert late == freed[:2]
+        assert written == 6 * 5 + 2
+        assert index.count(MODEL) == gallery.total() == 32
+        with sessions() as session:
+            unindexed = session.scalars(
+                select(Face.id).where(Face.model_name == MODEL, Face.indexed_at.is_(None))
+            ).all()
+        assert unindexed == []
+        hits = index.search(MODEL, gallery.vector(late[0]), 1, gallery_id=gallery.ids[0])[0]
+        assert [hit.face_id for hit in hits] == [late[0]]
