@@ -190,6 +190,15 @@ class SearchIn(Schema):
         validate=Range(min=1, max=100),
         metadata={"description": "matches per face (default 10, at most 100)"},
     )
+    min_probability = fields.Float(
+        load_default=None,
+        validate=Range(min=0, max=1),
+        metadata={
+            "description": "keep only matches whose same-person probability is at least this "
+            "(0 to 1; e.g. 0.99 keeps the matches judged `same`); a face left with no match "
+            "says so in its `message`. Refused (422) when the search model has no calibration"
+        },
+    )
     callback_url = fields.String(
         load_default=None,
         validate=Length(min=1, max=2048),
@@ -213,9 +222,34 @@ class SearchCreatedOut(Schema):
     )
 
 
+class SamePersonOut(Schema):
+    probability = fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "calibrated probability that the two faces are the same person, for "
+            "a pair with even odds (fitted on LFW's pairs); null when the model has no "
+            "calibration"
+        },
+    )
+    # No enum in the document: a nullable enum (OpenAPI 3.0 lists null among its values)
+    # becomes four types in the generated client. The three values are in the description.
+    verdict = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "one of `same` (probability at least 0.99), `uncertain` (between) or "
+            "`different` (at most 0.01); null when the model has no calibration"
+        },
+    )
+
+
 class MatchOut(Schema):
     rank = fields.Integer()
     score = fields.Float(metadata={"description": "cosine similarity, 1.0 = identical"})
+    same_person = fields.Nested(
+        SamePersonOut, metadata={"description": "is it the same person? (the README explains)"}
+    )
     image_id = fields.Integer(allow_none=True)
     face_id = fields.Integer(allow_none=True)
     label = fields.String(allow_none=True)
@@ -227,6 +261,13 @@ class SearchFaceOut(Schema):
     box = fields.Nested(Box)
     confidence = fields.Float()
     landmarks = fields.Dict(keys=fields.String(), values=fields.List(fields.Integer()))
+    message = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "what the matches mean, in words, when no match is judged the same "
+            "person: `No one in the gallery...` (null when one is, or without a calibration)"
+        },
+    )
     matches = fields.List(fields.Nested(MatchOut))
 
 
@@ -236,7 +277,13 @@ class SearchOut(Schema):
     status = fields.String()
     error = fields.String(allow_none=True)
     top_k = fields.Integer()
+    min_probability = fields.Float(
+        allow_none=True, metadata={"description": "the search's min_probability, if it had one"}
+    )
     model = fields.String(allow_none=True)
+    calibrated = fields.Boolean(
+        metadata={"description": "whether the model's matches carry same-person verdicts"}
+    )
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
     search_url = fields.String()

@@ -37,6 +37,7 @@ from api.webhooks import check_webhook_url, delivery_callbacks
 from core.logging import get_logger
 from core.queue import SEARCH_TASK
 from core.storage import ObjectNotFound
+from core.verdict import calibration_for
 from models import Job, JobKind, Scope, Search
 from services import urls
 from services.render import render_search
@@ -154,13 +155,25 @@ def create_search(body: dict[str, Any]) -> Answer:
     settings = services().settings
     file: FileStorage = body["file"]
     top_k = body.get("top_k") or settings.default_top_k
+    min_probability: float | None = body.get("min_probability")
     asked = {"top_k": body.get("top_k"), "callback_url": body.get("callback_url")}
+    if min_probability is not None:  # only when given: older keys' request hashes still hold
+        asked["min_probability"] = min_probability
     idempotency = idempotency_for(JobKind.SEARCH, asked, [file])
     if idempotency and (job := existing_job_for_key(idempotency, JobKind.SEARCH)) is not None:
         return search_created(_search_of(job))
     callback_url: str | None = body.get("callback_url")
     if callback_url:
         check_webhook_url(callback_url)  # refused before any work is done
+    if min_probability is not None and calibration_for(settings.model_name) is None:
+        # The workers embed with settings.model_name: without its calibration there is no
+        # probability to keep matches by, and dropping them all would say "no one" falsely.
+        raise ApiError(
+            422,
+            f"min_probability: the model {settings.model_name} has no same-person "
+            "calibration, so matches cannot be kept by probability; leave it out",
+            code="invalid_input",
+        )
 
     upload = read_upload(
         file, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
@@ -179,6 +192,7 @@ def create_search(body: dict[str, Any]) -> Answer:
             query=upload,
             top_k=top_k,
             callback_url=callback_url,
+            min_probability=min_probability,
             idempotency_key=idempotency.key if idempotency else None,
         )
         claim_key(search.job, idempotency)
@@ -189,7 +203,13 @@ def create_search(body: dict[str, Any]) -> Answer:
         return search_created(_search_of(job_after_conflict(idempotency, JobKind.SEARCH)))
     job = search.job
     send_after_commit(job, SEARCH_TASK, job_id=job.id, search_id=search.id)
-    log.info("search created", job_id=job.id, search_id=search.id, top_k=top_k)
+    log.info(
+        "search created",
+        job_id=job.id,
+        search_id=search.id,
+        top_k=top_k,
+        min_probability=min_probability,
+    )
     if callback is not None:
         return search_created(search, callback_secret=callback.secret)  # shown this once
     return search_created(search)

@@ -486,6 +486,54 @@ def eval_command(
     )
 
 
+@cli.command()
+@click.option(
+    "--archive",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="LFW archive (default: LFW_ARCHIVE or ../shared/lfw/lfw-deepfunneled.tgz).",
+)
+@click.option(
+    "--pairs",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="LFW pairs.txt (default: beside the archive).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Embedding cache, shared with `facesearch eval` (default: DATA_DIR/eval-cache).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of the model's calibration, <model>.json (default: core/calibration/, "
+    "where the API reads it).",
+)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("docs/calibration.json"),
+    show_default=True,
+    help="The full report: held-out folds, reliability tables, operating points.",
+)
+def calibrate(
+    *,
+    archive: Path | None,
+    pairs: Path | None,
+    cache_dir: Path | None,
+    out_dir: Path | None,
+    report: Path,
+) -> None:
+    """Fit the same-person probability and verdicts of the product's model on LFW's pairs."""
+    from evaluation.calibration_command import run  # noqa: PLC0415 (lazy: TensorFlow)
+
+    run(archive=archive, pairs=pairs, cache_dir=cache_dir, out_dir=out_dir, report=report)
+
+
 # --- retention ------------------------------------------------------------------------
 
 

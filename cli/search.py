@@ -47,7 +47,11 @@ def _wait_s(deadline: float) -> int:
 
 
 def run_search(
-    client: AuthenticatedClient, image: Path, top_k: int, timeout_s: float
+    client: AuthenticatedClient,
+    image: Path,
+    top_k: int,
+    timeout_s: float,
+    min_probability: float | None = None,
 ) -> dict[str, Any]:
     """Search, with no polling: ``Prefer: wait`` has a fast search answered with its result
     (200); a slower one is followed by long polls of its job (``?wait=N``)."""
@@ -63,13 +67,17 @@ def run_search(
         SearchOut,
         SearchWaitedOut,
     )
-    from facesearch_client.types import File  # noqa: PLC0415
+    from facesearch_client.types import UNSET, File  # noqa: PLC0415
 
     deadline = time.monotonic() + timeout_s
     with image.open("rb") as handle:
         answer = post_v1_searches.sync_detailed(
             client=client,
-            body=SearchIn(file=File(payload=handle, file_name=image.name), top_k=top_k),
+            body=SearchIn(
+                file=File(payload=handle, file_name=image.name),
+                top_k=top_k,
+                min_probability=UNSET if min_probability is None else min_probability,
+            ),
             prefer=f"wait={_wait_s(deadline)}",
         )
     if isinstance(answer.parsed, SearchWaitedOut):
@@ -98,14 +106,25 @@ def print_table(result: dict[str, Any]) -> None:
             f"face {number} at x={box['x']} y={box['y']} {box['width']}x{box['height']} "
             f"(confidence {face['confidence']:.3f})"
         )
-        click.echo(f"  {'rank':>4}  {'score':>6}  {'image':>7}  label")
+        if face.get("message"):
+            click.echo(f"  {face['message']}")
+        if not face["matches"]:
+            continue
+        click.echo(f"  {'rank':>4}  {'score':>6}  {'same person?':<18}  {'image':>7}  label")
         for match in face["matches"]:
             click.echo(
-                f"  {match['rank']:>4}  {match['score']:6.3f}  {match['image_id']!s:>7}  "
-                f"{match['label'] or '-'}"
+                f"  {match['rank']:>4}  {match['score']:6.3f}  {verdict_text(match):<18}  "
+                f"{match['image_id']!s:>7}  {match['label'] or '-'}"
             )
-        if not face["matches"]:
-            click.echo("  (no match in the gallery)")
+
+
+def verdict_text(match: dict[str, Any]) -> str:
+    """``same (99.97%)``; ``-`` for a model without a calibration."""
+    same_person = match.get("same_person") or {}
+    verdict, probability = same_person.get("verdict"), same_person.get("probability")
+    if verdict is None or probability is None:
+        return "-"
+    return f"{verdict} ({100 * probability:.2f}%)"
 
 
 KEY_HELP = "An API key (or FACESEARCH_KEY): `facesearch keys create` makes one."
@@ -121,6 +140,12 @@ KEY_HELP = "An API key (or FACESEARCH_KEY): `facesearch keys create` makes one."
     help="The server (or FACESEARCH_URL).",
 )
 @click.option("--top-k", default=10, show_default=True, type=click.IntRange(1, 100))
+@click.option(
+    "--min-probability",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Keep only matches at least this likely the same person (0.99: the `same` verdict).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the search resource as JSON.")
 @click.option(
     "--timeout",
@@ -131,13 +156,20 @@ KEY_HELP = "An API key (or FACESEARCH_KEY): `facesearch keys create` makes one."
 )
 @click.option("--key", envvar="FACESEARCH_KEY", default=None, help=KEY_HELP)
 def search(
-    *, image: Path, url: str, top_k: int, as_json: bool, timeout_s: float, key: str | None
+    *,
+    image: Path,
+    url: str,
+    top_k: int,
+    min_probability: float | None,
+    as_json: bool,
+    timeout_s: float,
+    key: str | None,
 ) -> None:
     """Search the gallery with IMAGE and print each face's matches."""
     try:
         # The read timeout outlasts the longest wait the server may take.
         with client_for(url, key, WAIT_S + 30) as client:
-            result = run_search(client, image, top_k, timeout_s)
+            result = run_search(client, image, top_k, timeout_s, min_probability)
     except httpx.TransportError as exc:
         raise click.ClickException(f"cannot reach {url}: {exc}") from exc
     if as_json:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .calibration import eval_report_notes
 from .dataset import Dataset
 from .search import Retrieval
 
@@ -175,6 +176,7 @@ def _markdown(data: dict[str, Any], pictures: dict[str, str]) -> str:
         *results_table(data),
         "",
         *_verification_notes(data),
+        *eval_report_notes(data["embedders"]),
         "Averaged over people (each person's mean over their queries, then the mean over "
         "people, so George W Bush's 530 photos weigh as much as any pair):",
         "",

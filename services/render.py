@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from core.verdict import calibration_for, same_person
 from models import Face, Image, Job, JobItem, JobKind, Search, SearchFace, utcnow
 from services import urls
 
@@ -104,37 +105,73 @@ def render_image(image: Image) -> dict[str, Any]:
     }
 
 
-def render_search_face(face: SearchFace) -> dict[str, Any]:
-    """A query face and its ranked matches."""
+def render_search_face(
+    face: SearchFace, *, model: str | None = None, min_probability: float | None = None
+) -> dict[str, Any]:
+    """A query face and its ranked matches, each with its calibrated same-person verdict
+    (``core.verdict``: nulls for a model without a calibration). ``message`` says in words
+    what the matches mean, plainly when there is no one."""
+    matches = [
+        {
+            "rank": m.rank,
+            "score": m.score,
+            "same_person": same_person(m.score, model),
+            "image_id": m.image_id,
+            "face_id": m.face_id,
+            "label": m.label,
+            "box": m.box,
+            "image_url": urls.image_url(m.image_id) if m.image_id is not None else None,
+        }
+        for m in face.matches
+    ]
     return {
         "box": face.box,
         "confidence": face.confidence,
         "landmarks": face.landmarks,
-        "matches": [
-            {
-                "rank": m.rank,
-                "score": m.score,
-                "image_id": m.image_id,
-                "face_id": m.face_id,
-                "label": m.label,
-                "box": m.box,
-                "image_url": urls.image_url(m.image_id) if m.image_id is not None else None,
-            }
-            for m in face.matches
-        ],
+        "message": _matches_message(matches, min_probability),
+        "matches": matches,
     }
+
+
+def _matches_message(matches: list[dict[str, Any]], min_probability: float | None) -> str | None:
+    """None where the verdicts speak for themselves (a match judged the same person)."""
+    if not matches:
+        if min_probability is not None:
+            return (
+                "No one in the gallery: no face is the same person with a probability "
+                f"of at least {min_probability:g}."
+            )
+        return "No one in the gallery: it has no searchable face."
+    verdicts = [m["same_person"]["verdict"] for m in matches]
+    if verdicts[0] is None:
+        return None  # no calibration for this model: the scores only rank
+    if "same" in verdicts:
+        return None
+    if "uncertain" in verdicts:
+        return "No one in the gallery is surely the same person; the best matches are uncertain."
+    return "No one in the gallery is the same person; these are only the most similar faces."
+
+
+def search_min_probability(search: Search) -> float | None:
+    """The search's ``min_probability`` (kept in its job's params, so every rendering of
+    the search, answers and webhook payloads alike, says the same)."""
+    value = (search.job.params or {}).get("min_probability") if search.job else None
+    return float(value) if value is not None else None
 
 
 def render_search(search: Search, faces: Sequence[SearchFace] | None = None) -> dict[str, Any]:
     """A search: its outcome, its query photo's link, and each face with its matches
     (``faces``, when the caller loaded them itself; by default the relationship's)."""
+    min_probability = search_min_probability(search)
     return {
         "id": search.id,
         "job_id": search.job_id,
         "status": search.status.value,
         "error": search.error,
         "top_k": search.top_k,
+        "min_probability": min_probability,
         "model": search.model_name,
+        "calibrated": calibration_for(search.model_name) is not None,
         "created_at": search.created_at,
         "finished_at": search.finished_at,
         "search_url": urls.search_url(search.id),
@@ -144,5 +181,8 @@ def render_search(search: Search, faces: Sequence[SearchFace] | None = None) -> 
             "height": search.query_height,
             "image_url": urls.search_query_url(search.id),
         },
-        "faces": [render_search_face(f) for f in (search.faces if faces is None else faces)],
+        "faces": [
+            render_search_face(f, model=search.model_name, min_probability=min_probability)
+            for f in (search.faces if faces is None else faces)
+        ],
     }

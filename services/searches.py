@@ -20,15 +20,24 @@ def create_search(
     top_k: int,
     callback_url: str | None,
     idempotency_key: str | None,
+    min_probability: float | None = None,
 ) -> tuple[Search, SearchCallback | None]:
     """A queued search of ``gallery_id`` with its job, and its callback (with the secret that
     signs the callback's delivery) if a URL was given. The query's bytes are stored
-    content-addressed; the query never joins the gallery. Flushed, not committed."""
+    content-addressed; the query never joins the gallery. ``min_probability`` (matches below
+    it are dropped) is kept in the job's params, where the worker and every rendering read it.
+    Flushed, not committed."""
     assert query.info is not None
     # Stored and recorded under the object's lock: an erasure deleting the same bytes now
     # either finishes first (and they are stored again) or sees this search's row.
     lock_objects(session, [content_key(query.sha256)])
-    job = Job(kind=JobKind.SEARCH, gallery_id=gallery_id, idempotency_key=idempotency_key, total=1)
+    job = Job(
+        kind=JobKind.SEARCH,
+        gallery_id=gallery_id,
+        idempotency_key=idempotency_key,
+        total=1,
+        params={"min_probability": min_probability} if min_probability is not None else {},
+    )
     search = Search(
         job=job,
         gallery_id=gallery_id,

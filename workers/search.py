@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sized
 
 import numpy as np
 from sqlalchemy import delete, select
@@ -12,9 +13,11 @@ from core.images import InvalidImageError, decode_rgb
 from core.index import Hit, VectorIndex
 from core.logging import get_logger
 from core.storage import ObjectNotFound, ObjectStore
+from core.verdict import calibration_for, same_person
 from models import Face, Image, JobStatus, Search, SearchFace, SearchMatch
 from models.db import session_scope
 from services.jobs import close_job, start_job
+from services.render import search_min_probability
 from workers.pipeline import FacePipeline
 from workers.webhooks import SendDeliveries
 
@@ -81,6 +84,7 @@ def run_search(
             return
         start_job(session, search.job)
         key, top_k, gallery_id = search.query_object_key, search.top_k, search.gallery_id
+        min_probability = search_min_probability(search)  # matches below it are dropped
 
     lap("start_ms")
     try:
@@ -96,8 +100,8 @@ def run_search(
         return
     faces = pipeline.process([array])[0]
     lap("pipeline_ms")
-    if not faces:
-        _fail(sessions, search_id, "no face found in the query image", send_deliveries)
+    if (refusal := _refusal(faces, min_probability, pipeline.model_name)) is not None:
+        _fail(sessions, search_id, refusal, send_deliveries)
         return
 
     hits = index.search(
@@ -128,6 +132,7 @@ def run_search(
                 landmarks={k: list(v) for k, v in face.landmarks.items()},
             )
             ranked = [(hit, known[hit.face_id]) for hit in face_hits if hit.face_id in known]
+            ranked = [r for r in ranked if _probable(r[0], min_probability, pipeline)]
             for rank, (hit, (matched, label)) in enumerate(ranked[:top_k], start=1):
                 search_face.matches.append(
                     SearchMatch(
@@ -149,6 +154,28 @@ def run_search(
     if deliveries and send_deliveries is not None:
         send_deliveries(deliveries)
     log.info("search: done", search_id=search_id, faces=len(faces), **stages)
+
+
+def _refusal(faces: Sized, min_probability: float | None, model: str) -> str | None:
+    """Why the search cannot be answered, or None."""
+    if not faces:
+        return "no face found in the query image"
+    if min_probability is not None and calibration_for(model) is None:
+        # The API refuses min_probability for an uncalibrated model; this is the model
+        # changing between the request and the worker. Dropping every match would say
+        # "no one" falsely, and keeping them all would ignore what was asked.
+        return f"min_probability: the model {model} has no same-person calibration"
+    return None
+
+
+def _probable(hit: Hit, min_probability: float | None, pipeline: FacePipeline) -> bool:
+    """Whether a hit's same-person probability reaches ``min_probability`` (always, without
+    one): on the stored (rounded) score, as the rendering computes it, so every kept match
+    shows at least it."""
+    if min_probability is None:
+        return True
+    probability = same_person(round(float(hit.score), 6), pipeline.model_name)["probability"]
+    return probability is not None and probability >= min_probability
 
 
 def _gallery_faces(

@@ -276,11 +276,24 @@ async function drawQuery(search, file) {
   return true;
 }
 
+// The words for each same-person verdict (core/verdict.py): probability >= 0.99 is "same",
+// <= 0.01 "different", between "uncertain". A model without a calibration has none.
+const VERDICT_WORDS = { same: "same person", uncertain: "uncertain", different: "different person" };
+
+function verdictLine(match) {
+  const verdict = match.same_person?.verdict;
+  if (!verdict) return el("span", { class: "verdict", text: "no verdict (uncalibrated model)" });
+  const p = match.same_person.probability;
+  const percent = (100 * p).toFixed(p >= 0.995 || p <= 0.005 ? 2 : 0); // 99.97%, not 100%
+  return el("span", { class: `verdict ${verdict}`, text: `${VERDICT_WORDS[verdict]} · ${percent}%` });
+}
+
 function matchCard(match) {
-  return el("figure", { class: "match", "data-label": match.label ?? "" },
+  return el("figure", { class: "match", "data-label": match.label ?? "", "data-verdict": match.same_person?.verdict ?? "" },
     keyedImage(match.image_url ?? "", "search", { alt: match.label ?? "unlabelled" }),
     el("div", {},
       el("strong", { text: match.label ?? "(no label)" }), el("br"),
+      verdictLine(match), el("br"),
       el("span", { class: "score", text: `#${match.rank} · score ${match.score.toFixed(3)}` })));
 }
 
@@ -292,9 +305,9 @@ function drawFaces(faces) {
     const matches = [...face.matches].sort((a, b) => b.score - a.score);
     list.append(el("div", { class: "face" },
       el("h3", { text: `Face ${i + 1} · detector confidence ${face.confidence.toFixed(3)}` }),
-      matches.length
-        ? el("div", { class: "thumbs" }, ...matches.map(matchCard))
-        : el("p", { class: "status", text: "No match in the gallery yet." })));
+      // The search's own words when no match is the same person, or none is left.
+      face.message ? el("p", { class: "status no-one", text: face.message }) : "",
+      matches.length ? el("div", { class: "thumbs" }, ...matches.map(matchCard)) : ""));
   });
 }
 
@@ -313,6 +326,8 @@ async function onSearch(event) {
     const form = new FormData();
     form.append("file", file);
     form.append("top_k", $("#search-topk").value || "10");
+    const minProbability = $("#search-minp").value;
+    if (minProbability) form.append("min_probability", minProbability);
     const created = await api("/v1/searches", { method: "POST", body: form });
     setStatus("Searching…");
     const job = await waitForJob(created.job_id);

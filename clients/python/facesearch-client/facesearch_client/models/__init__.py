@@ -45,6 +45,7 @@ from .post_v1_archives_json_body_label_from import PostV1ArchivesJsonBodyLabelFr
 from .post_v1_archives_label_from import PostV1ArchivesLabelFrom
 from .progress import Progress
 from .rotate_secret_in import RotateSecretIn
+from .same_person_out import SamePersonOut
 from .search_created_out import SearchCreatedOut
 from .search_face_out import SearchFaceOut
 from .search_face_out_landmarks import SearchFaceOutLandmarks
@@ -104,6 +105,7 @@ __all__ = (
     "PostV1ArchivesLabelFrom",
     "Progress",
     "RotateSecretIn",
+    "SamePersonOut",
     "SearchCreatedOut",
     "SearchFaceOut",
     "SearchFaceOutLandmarks",

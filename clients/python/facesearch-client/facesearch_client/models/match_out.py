@@ -9,6 +9,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.box import Box
+    from ..models.same_person_out import SamePersonOut
 
 
 T = TypeVar("T", bound="MatchOut")
@@ -24,6 +25,7 @@ class MatchOut:
         image_url (None | str | Unset):
         label (None | str | Unset):
         rank (int | Unset):
+        same_person (SamePersonOut | Unset):
         score (float | Unset): cosine similarity, 1.0 = identical
     """
 
@@ -33,6 +35,7 @@ class MatchOut:
     image_url: None | str | Unset = UNSET
     label: None | str | Unset = UNSET
     rank: int | Unset = UNSET
+    same_person: SamePersonOut | Unset = UNSET
     score: float | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +69,10 @@ class MatchOut:
 
         rank = self.rank
 
+        same_person: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.same_person, Unset):
+            same_person = self.same_person.to_dict()
+
         score = self.score
 
         field_dict: dict[str, Any] = {}
@@ -83,6 +90,8 @@ class MatchOut:
             field_dict["label"] = label
         if rank is not UNSET:
             field_dict["rank"] = rank
+        if same_person is not UNSET:
+            field_dict["same_person"] = same_person
         if score is not UNSET:
             field_dict["score"] = score
 
@@ -91,6 +100,7 @@ class MatchOut:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.box import Box  # noqa: PLC0415
+        from ..models.same_person_out import SamePersonOut  # noqa: PLC0415
 
         d = dict(src_dict)
         _box = d.pop("box", UNSET)
@@ -138,6 +148,13 @@ class MatchOut:
 
         rank = d.pop("rank", UNSET)
 
+        _same_person = d.pop("same_person", UNSET)
+        same_person: SamePersonOut | Unset
+        if isinstance(_same_person, Unset):
+            same_person = UNSET
+        else:
+            same_person = SamePersonOut.from_dict(_same_person)
+
         score = d.pop("score", UNSET)
 
         match_out = cls(
@@ -147,6 +164,7 @@ class MatchOut:
             image_url=image_url,
             label=label,
             rank=rank,
+            same_person=same_person,
             score=score,
         )
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 
@@ -24,12 +24,15 @@ class SearchFaceOut:
         confidence (float | Unset):
         landmarks (SearchFaceOutLandmarks | Unset):
         matches (list[MatchOut] | Unset):
+        message (None | str | Unset): what the matches mean, in words, when no match is judged the same person: `No one
+            in the gallery...` (null when one is, or without a calibration)
     """
 
     box: Box | Unset = UNSET
     confidence: float | Unset = UNSET
     landmarks: SearchFaceOutLandmarks | Unset = UNSET
     matches: list[MatchOut] | Unset = UNSET
+    message: None | str | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         box: dict[str, Any] | Unset = UNSET
@@ -49,6 +52,12 @@ class SearchFaceOut:
                 matches_item = matches_item_data.to_dict()
                 matches.append(matches_item)
 
+        message: None | str | Unset
+        if isinstance(self.message, Unset):
+            message = UNSET
+        else:
+            message = self.message
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update({})
@@ -60,6 +69,8 @@ class SearchFaceOut:
             field_dict["landmarks"] = landmarks
         if matches is not UNSET:
             field_dict["matches"] = matches
+        if message is not UNSET:
+            field_dict["message"] = message
 
         return field_dict
 
@@ -95,11 +106,21 @@ class SearchFaceOut:
 
                 matches.append(matches_item)
 
+        def _parse_message(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        message = _parse_message(d.pop("message", UNSET))
+
         search_face_out = cls(
             box=box,
             confidence=confidence,
             landmarks=landmarks,
             matches=matches,
+            message=message,
         )
 
         return search_face_out

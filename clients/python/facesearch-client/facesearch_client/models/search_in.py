@@ -20,11 +20,15 @@ class SearchIn:
         callback_url (None | str | Unset): an http(s) URL told when the search finishes (search.completed or
             search.failed), signed with the `callback_secret` of the answer in the Standard Webhooks headers `webhook-id`,
             `webhook-timestamp` and `webhook-signature`
+        min_probability (float | None | Unset): keep only matches whose same-person probability is at least this (0 to
+            1; e.g. 0.99 keeps the matches judged `same`); a face left with no match says so in its `message`. Refused (422)
+            when the search model has no calibration
         top_k (int | None | Unset): matches per face (default 10, at most 100)
     """
 
     file: File
     callback_url: None | str | Unset = UNSET
+    min_probability: float | None | Unset = UNSET
     top_k: int | None | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -35,6 +39,12 @@ class SearchIn:
             callback_url = UNSET
         else:
             callback_url = self.callback_url
+
+        min_probability: float | None | Unset
+        if isinstance(self.min_probability, Unset):
+            min_probability = UNSET
+        else:
+            min_probability = self.min_probability
 
         top_k: int | None | Unset
         if isinstance(self.top_k, Unset):
@@ -51,6 +61,8 @@ class SearchIn:
         )
         if callback_url is not UNSET:
             field_dict["callback_url"] = callback_url
+        if min_probability is not UNSET:
+            field_dict["min_probability"] = min_probability
         if top_k is not UNSET:
             field_dict["top_k"] = top_k
 
@@ -66,6 +78,12 @@ class SearchIn:
                 files.append(("callback_url", (None, str(self.callback_url).encode(), "text/plain")))
             else:
                 files.append(("callback_url", (None, str(self.callback_url).encode(), "text/plain")))
+
+        if not isinstance(self.min_probability, Unset):
+            if isinstance(self.min_probability, float):
+                files.append(("min_probability", (None, str(self.min_probability).encode(), "text/plain")))
+            else:
+                files.append(("min_probability", (None, str(self.min_probability).encode(), "text/plain")))
 
         if not isinstance(self.top_k, Unset):
             if isinstance(self.top_k, int):
@@ -89,6 +107,15 @@ class SearchIn:
 
         callback_url = _parse_callback_url(d.pop("callback_url", UNSET))
 
+        def _parse_min_probability(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        min_probability = _parse_min_probability(d.pop("min_probability", UNSET))
+
         def _parse_top_k(data: object) -> int | None | Unset:
             if data is None:
                 return data
@@ -101,6 +128,7 @@ class SearchIn:
         search_in = cls(
             file=file,
             callback_url=callback_url,
+            min_probability=min_probability,
             top_k=top_k,
         )
 

@@ -20,6 +20,7 @@ T = TypeVar("T", bound="SearchOut")
 class SearchOut:
     """
     Attributes:
+        calibrated (bool | Unset): whether the model's matches carry same-person verdicts
         created_at (datetime.datetime | Unset):
         error (None | str | Unset):
         faces (list[SearchFaceOut] | Unset):
@@ -27,6 +28,7 @@ class SearchOut:
         id (str | Unset):
         job_id (str | Unset):
         job_url (str | Unset):
+        min_probability (float | None | Unset): the search's min_probability, if it had one
         model (None | str | Unset):
         query (SearchOutQuery | Unset): width, height and image_url of the query
         search_url (str | Unset):
@@ -34,6 +36,7 @@ class SearchOut:
         top_k (int | Unset):
     """
 
+    calibrated: bool | Unset = UNSET
     created_at: datetime.datetime | Unset = UNSET
     error: None | str | Unset = UNSET
     faces: list[SearchFaceOut] | Unset = UNSET
@@ -41,6 +44,7 @@ class SearchOut:
     id: str | Unset = UNSET
     job_id: str | Unset = UNSET
     job_url: str | Unset = UNSET
+    min_probability: float | None | Unset = UNSET
     model: None | str | Unset = UNSET
     query: SearchOutQuery | Unset = UNSET
     search_url: str | Unset = UNSET
@@ -48,6 +52,8 @@ class SearchOut:
     top_k: int | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
+        calibrated = self.calibrated
+
         created_at: str | Unset = UNSET
         if not isinstance(self.created_at, Unset):
             created_at = self.created_at.isoformat()
@@ -79,6 +85,12 @@ class SearchOut:
 
         job_url = self.job_url
 
+        min_probability: float | None | Unset
+        if isinstance(self.min_probability, Unset):
+            min_probability = UNSET
+        else:
+            min_probability = self.min_probability
+
         model: None | str | Unset
         if isinstance(self.model, Unset):
             model = UNSET
@@ -98,6 +110,8 @@ class SearchOut:
         field_dict: dict[str, Any] = {}
 
         field_dict.update({})
+        if calibrated is not UNSET:
+            field_dict["calibrated"] = calibrated
         if created_at is not UNSET:
             field_dict["created_at"] = created_at
         if error is not UNSET:
@@ -112,6 +126,8 @@ class SearchOut:
             field_dict["job_id"] = job_id
         if job_url is not UNSET:
             field_dict["job_url"] = job_url
+        if min_probability is not UNSET:
+            field_dict["min_probability"] = min_probability
         if model is not UNSET:
             field_dict["model"] = model
         if query is not UNSET:
@@ -131,6 +147,8 @@ class SearchOut:
         from ..models.search_out_query import SearchOutQuery  # noqa: PLC0415
 
         d = dict(src_dict)
+        calibrated = d.pop("calibrated", UNSET)
+
         _created_at = d.pop("created_at", UNSET)
         created_at: datetime.datetime | Unset
         if isinstance(_created_at, Unset):
@@ -179,6 +197,15 @@ class SearchOut:
 
         job_url = d.pop("job_url", UNSET)
 
+        def _parse_min_probability(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        min_probability = _parse_min_probability(d.pop("min_probability", UNSET))
+
         def _parse_model(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -202,6 +229,7 @@ class SearchOut:
         top_k = d.pop("top_k", UNSET)
 
         search_out = cls(
+            calibrated=calibrated,
             created_at=created_at,
             error=error,
             faces=faces,
@@ -209,6 +237,7 @@ class SearchOut:
             id=id,
             job_id=job_id,
             job_url=job_url,
+            min_probability=min_probability,
             model=model,
             query=query,
             search_url=search_url,

@@ -20,6 +20,7 @@ T = TypeVar("T", bound="SearchWaitedOut")
 class SearchWaitedOut:
     """
     Attributes:
+        calibrated (bool | Unset): whether the model's matches carry same-person verdicts
         callback_secret (str | Unset): with a callback_url: the secret that signs its delivery
         created_at (datetime.datetime | Unset):
         error (None | str | Unset):
@@ -28,6 +29,7 @@ class SearchWaitedOut:
         id (str | Unset):
         job_id (str | Unset):
         job_url (str | Unset):
+        min_probability (float | None | Unset): the search's min_probability, if it had one
         model (None | str | Unset):
         query (SearchWaitedOutQuery | Unset): width, height and image_url of the query
         search_url (str | Unset):
@@ -35,6 +37,7 @@ class SearchWaitedOut:
         top_k (int | Unset):
     """
 
+    calibrated: bool | Unset = UNSET
     callback_secret: str | Unset = UNSET
     created_at: datetime.datetime | Unset = UNSET
     error: None | str | Unset = UNSET
@@ -43,6 +46,7 @@ class SearchWaitedOut:
     id: str | Unset = UNSET
     job_id: str | Unset = UNSET
     job_url: str | Unset = UNSET
+    min_probability: float | None | Unset = UNSET
     model: None | str | Unset = UNSET
     query: SearchWaitedOutQuery | Unset = UNSET
     search_url: str | Unset = UNSET
@@ -50,6 +54,8 @@ class SearchWaitedOut:
     top_k: int | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
+        calibrated = self.calibrated
+
         callback_secret = self.callback_secret
 
         created_at: str | Unset = UNSET
@@ -83,6 +89,12 @@ class SearchWaitedOut:
 
         job_url = self.job_url
 
+        min_probability: float | None | Unset
+        if isinstance(self.min_probability, Unset):
+            min_probability = UNSET
+        else:
+            min_probability = self.min_probability
+
         model: None | str | Unset
         if isinstance(self.model, Unset):
             model = UNSET
@@ -102,6 +114,8 @@ class SearchWaitedOut:
         field_dict: dict[str, Any] = {}
 
         field_dict.update({})
+        if calibrated is not UNSET:
+            field_dict["calibrated"] = calibrated
         if callback_secret is not UNSET:
             field_dict["callback_secret"] = callback_secret
         if created_at is not UNSET:
@@ -118,6 +132,8 @@ class SearchWaitedOut:
             field_dict["job_id"] = job_id
         if job_url is not UNSET:
             field_dict["job_url"] = job_url
+        if min_probability is not UNSET:
+            field_dict["min_probability"] = min_probability
         if model is not UNSET:
             field_dict["model"] = model
         if query is not UNSET:
@@ -137,6 +153,8 @@ class SearchWaitedOut:
         from ..models.search_waited_out_query import SearchWaitedOutQuery  # noqa: PLC0415
 
         d = dict(src_dict)
+        calibrated = d.pop("calibrated", UNSET)
+
         callback_secret = d.pop("callback_secret", UNSET)
 
         _created_at = d.pop("created_at", UNSET)
@@ -187,6 +205,15 @@ class SearchWaitedOut:
 
         job_url = d.pop("job_url", UNSET)
 
+        def _parse_min_probability(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        min_probability = _parse_min_probability(d.pop("min_probability", UNSET))
+
         def _parse_model(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -210,6 +237,7 @@ class SearchWaitedOut:
         top_k = d.pop("top_k", UNSET)
 
         search_waited_out = cls(
+            calibrated=calibrated,
             callback_secret=callback_secret,
             created_at=created_at,
             error=error,
@@ -218,6 +246,7 @@ class SearchWaitedOut:
             id=id,
             job_id=job_id,
             job_url=job_url,
+            min_probability=min_probability,
             model=model,
             query=query,
             search_url=search_url,
