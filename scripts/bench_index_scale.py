@@ -421,6 +421,10 @@ def _measure(state: dict[str, Any], backend: str, server_pid: int | None) -> dic
         result["rss_start"] = sampler.now()
         result["writer"] = measure_writer(bench, sum(galleries.values()))
         result["rss_after_writer"] = sampler.now()
+        if state.get("writer_only"):
+            result["rss_peak"] = sampler.peaks()
+            index.close()
+            return result
         # What a search sees right after the writer, before the index has caught up.
         times, _ = timed_searches(index, bench.model_name, bench.queries[1][:50], 10, 1)
         result["search_right_after_writer_top10"] = percentiles(times)
@@ -709,6 +713,7 @@ def orchestrate(args: argparse.Namespace) -> int:  # noqa: PLR0915  (one linear 
             "truth": {},
             "explain": not args.no_explain,
             "more_ef": args.more_ef,
+            "writer_only": args.writer_only,
         }
         started = time.perf_counter()
         for g, cents in zip(galleries, centres, strict=True):
@@ -800,8 +805,13 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
         if "error" in r:
             out.append([backend, r["error"]] + [""] * (len(HEADER) - 2))
             continue
-        s10, s100 = r["search"]["top10"], r["search"]["top100"]
         mem = r["rss_peak"]
+        if "search" not in r:  # --writer-only
+            writer = [backend, _cell(r["writer"]["faces_per_s"])]
+            peaks = [_cell(mem.get("process_peak_mib")), _cell(mem.get("server_peak_mib"))]
+            out.append(writer + ["-"] * (len(HEADER) - 4) + peaks)
+            continue
+        s10, s100 = r["search"]["top10"], r["search"]["top100"]
         out.append(
             [
                 backend,
@@ -901,6 +911,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="*",
         default=[],
         help="also measure the searches with these HNSW ef values (MILVUS_SEARCH_EF is the first)",
+    )
+    parser.add_argument(
+        "--writer-only",
+        action="store_true",
+        help="measure the index writer only (no searches, reindex or EXPLAIN)",
     )
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--no-explain", action="store_true")
