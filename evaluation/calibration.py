@@ -373,7 +373,14 @@ def negative_tail(
                 "negatives": sum(b["negatives"] for b in both),
                 "fnmr": float(np.mean([b["fnmr"] for b in both])),
                 "halves": both,
-                "expected_false_matches_in_a_million": fmr * GALLERY,
+                # From the FMR measured on the other half, not the target: the tail does not
+                # carry over exactly from one set of people to another.
+                "expected_false_matches_in_a_million": round(
+                    sum(b["false_matches"] for b in both)
+                    / sum(b["negatives"] for b in both)
+                    * GALLERY,
+                    1,
+                ),
             }
         )
     return {
@@ -487,7 +494,24 @@ def calibrate(
     tail = negative_tail(vectors, found, dataset.labels, positives)
     fitted = fit_calibration(scores[usable], same[usable])
     platt = Platt(**fitted["platt"])
+    # The verdict cut-offs' own error rates: FNMR on the pairs, FMR estimated on every
+    # all-LFW negative (both halves; the cut-offs were not chosen on them).
+    tops, totals = zip(*tail["_top"], strict=True)
+    negatives_top, negatives_total = np.concatenate(tops), sum(totals)
+    cut = fitted["verdicts"]["score_cutoffs"]
+    at_cutoffs = {}
+    for name, t in (("same", cut["same_at_or_above"]), ("accuracy", fitted["threshold"])):
+        false_matches = int(np.count_nonzero(negatives_top >= t))
+        at_cutoffs[name] = {
+            "threshold": t,
+            "fmr_estimate": false_matches / negatives_total,
+            "false_matches": false_matches,
+            "negatives": negatives_total,
+            "fnmr": float(np.mean(positives < t)),
+            "expected_false_matches_in_a_million": false_matches / negatives_total * GALLERY,
+        }
     return {
+        "rates_at_cutoffs": at_cutoffs,
         "held_out": held,
         "tail": tail,
         "fitted": fitted,
@@ -536,6 +560,7 @@ def calibration_file(
             "log_loss": held["platt"]["log_loss"],
             "operating_points": _public(held["operating_points"]),
         },
+        "rates_at_cutoffs": _public(result["rates_at_cutoffs"]),
         "tail_estimates": [
             {k: p[k] for k in ("target_fmr", "threshold_mean", "fmr", "fnmr")}
             for p in _public(tail["operating_points"])
@@ -647,9 +672,19 @@ def markdown_report(report: dict[str, Any]) -> list[str]:
             for truth, row in report["verdicts_on_pairs"].items()
         ],
         "",
-        "Probability at the estimated operating points: "
+        *[
+            f"At the {name} cut-off (score {r['threshold']:.4f}): FNMR {_rate(r['fnmr'])} on "
+            f"the pairs; FMR estimated on all {r['negatives']:,} all-LFW negatives "
+            f"{_rate(r['fmr_estimate'])} ({r['false_matches']:,}), i.e. "
+            f"{r['expected_false_matches_in_a_million']:,.0f} strangers a search at or above "
+            "it in a gallery of 1,000,000."
+            for name, r in report["rates_at_cutoffs"].items()
+        ],
+        "",
+        "Probability at the estimated operating points (a `min_probability` of this selects "
+        "the point): "
         + ", ".join(
-            f"FMR {p['target_fmr']:g}: {p['probability']:.4f}"
+            f"FMR {p['target_fmr']:g}: {p['probability']:.6f}"
             for p in report["platt_at_operating_points"]
         )
         + ".",

@@ -40,7 +40,7 @@ def summary(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"all-LFW estimate, FMR {p['target_fmr']:g}: threshold {p['threshold_mean']:.4f} -> "
             f"FMR {p['fmr']:.2e} ({p['false_matches']}/{p['negatives']}), FNMR {p['fnmr']:.4f}; "
-            f"{p['expected_false_matches_in_a_million']:g} false matches a search in a million"
+            f"~{p['expected_false_matches_in_a_million']:g} false matches a search in a million"
         )
     return lines
 
