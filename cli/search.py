@@ -106,16 +106,15 @@ def print_table(result: dict[str, Any]) -> None:
             f"face {number} at x={box['x']} y={box['y']} {box['width']}x{box['height']} "
             f"(confidence {face['confidence']:.3f})"
         )
-        if face.get("message"):
-            click.echo(f"  {face['message']}")
-        if not face["matches"]:
-            continue
-        click.echo(f"  {'rank':>4}  {'score':>6}  {'same person?':<18}  {'image':>7}  label")
+        if face["matches"]:
+            click.echo(f"  {'rank':>4}  {'score':>6}  {'same person?':<18}  {'image':>7}  label")
         for match in face["matches"]:
             click.echo(
                 f"  {match['rank']:>4}  {match['score']:6.3f}  {verdict_text(match):<18}  "
                 f"{match['image_id']!s:>7}  {match['label'] or '-'}"
             )
+        if face.get("message"):  # "No one in the gallery...", under the nearest faces if any
+            click.echo(f"  {face['message']}")
 
 
 def verdict_text(match: dict[str, Any]) -> str:
