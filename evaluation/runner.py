@@ -98,7 +98,7 @@ class EvalConfig:
     pipelines: list[str] = field(default_factory=lambda: list(PIPELINES))
     resnet50_weights: Path | None = None
     index_type: str = "HNSW"
-    search_ef: int = 128
+    search_ef: int = 512
     depth: int = 100  # the index's rankings stop here (the API's largest top_k)
     k: int = 10
     showcase: str = "Albert_Costa"

@@ -48,6 +48,8 @@ def get_index() -> VectorIndex:
         settings.milvus_uri,
         token=settings.milvus_token,
         index_type=settings.milvus_index_type,
+        hnsw_m=settings.milvus_hnsw_m,
+        hnsw_ef_construction=settings.milvus_hnsw_ef_construction,
         search_ef=settings.milvus_search_ef,
     )
 
