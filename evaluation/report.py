@@ -247,6 +247,10 @@ def _markdown(data: dict[str, Any], pictures: dict[str, str]) -> str:
         f"{data['seconds']['read_archive']:.0f} s). All figures are also in "
         f"`{pictures.get('json', 'the JSON report')}`.",
         "",
+        # Written by `facesearch eval --tune` (evaluation/tuning.py), not by this report.
+        "Tuning of the face path (margin, which face, detector thresholds, a second detection "
+        "pass, eye alignment, flip), chosen on half of the identities: [tuning.md](tuning.md).",
+        "",
     ]
     return "\n".join(lines)
 

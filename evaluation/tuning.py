@@ -20,8 +20,7 @@ looked at while choosing) and on all of LFW.
 * **Cost**: ms per face of crop + embedding on this machine, timed on the same 128 faces for
   each variant (detection is shared and reported on its own).
 
-Writes ``docs/tuning.json`` and prints the Markdown table that ``docs/evaluation.md``'s
-"Tuning" section holds.
+Writes ``docs/tuning.json`` and prints the Markdown tables that ``docs/tuning.md`` holds.
 """
 
 from __future__ import annotations
@@ -506,7 +505,7 @@ def _pct(value: float) -> str:
 
 
 def markdown(report: dict[str, Any]) -> list[str]:
-    """The tables of docs/evaluation.md's "Tuning" section."""
+    """The tables of docs/tuning.md."""
     lines = [
         "| stage | variant | rank-1 | P@10 | R@10 | R-precision | mAP | verification "
         "| no face | ms/face |",
