@@ -147,8 +147,9 @@ def _markdown(data: dict[str, Any], pictures: dict[str, str]) -> str:
         "",
         "## Protocol",
         "",
-        "- **One face per image.** With several faces in an image, the one whose box centre "
-        "is nearest the image centre is used (LFW's subject; the images are centred on it).",
+        "- **One face per image.** With several faces in an image, the face the product "
+        "labels is used (`models.face.prominent_face`: of the faces at least half as large as "
+        "the largest, the one nearest the image centre; on LFW, its subject in every image).",
         "- **No face found.** Such an image gets no vector, as in the product (which indexes "
         "nothing for it): it is not in the gallery, so it can never be retrieved, and as a query "
         "it retrieves nothing and scores 0 on every measure. It still counts as a query and as "
@@ -221,7 +222,7 @@ def _markdown(data: dict[str, Any], pictures: dict[str, str]) -> str:
             *[f"- {key}: `{value}`" for key, value in sorted(desc.items())],
             f"- images without a vector (no face found): {info['images_without_a_vector']} "
             f"({info['queries_without_a_vector']} of them queries)",
-            f"- images with more than one face (the one nearest the centre is used): "
+            f"- images with more than one face (the one the product labels is used): "
             f"{info['images_with_several_faces']}",
             f"- embedding wall time: {info['embedding_seconds_total']:.0f} s for "
             f"{info['images']:,} images (this run: {info['embedded_now']:,} embedded in "
