@@ -19,15 +19,13 @@ from api.auth import gallery_id, requires
 from api.context import db
 from api.errors import ApiError
 from core.logging import get_logger
-from models import Face, Scope
+from models import MAX_LABEL, Face, Scope
 from services import urls
 from services.faces import find_face, set_face_label
 from services.render import render_face
 
 log = get_logger(__name__)
 bp = APIBlueprint("faces", __name__, url_prefix="/v1/faces", tag="Faces")
-
-MAX_LABEL = 200  # the label columns' width
 
 
 class FaceLabelIn(Schema):

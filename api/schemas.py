@@ -5,6 +5,8 @@ from __future__ import annotations
 from apiflask import Schema, fields
 from apiflask.validators import Length, OneOf, Range
 
+from models import MAX_LABEL
+
 # An http(s) URL (core.destinations: any other scheme is refused; the scheme's case is free).
 HTTP_URL = {"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]"}
 
@@ -47,7 +49,7 @@ class ImageUploadIn(Schema):
         },
     )
     label = fields.List(
-        fields.String(validate=Length(min=1, max=200)),
+        fields.String(validate=Length(min=1, max=MAX_LABEL)),
         metadata={
             "description": "the identity of the person: one label for every file, or one "
             "`label` part per `file` part, in the same order"

@@ -7,7 +7,7 @@ from models.api_key import ApiKey, Scope
 from models.base import Base, utcnow
 from models.face import Face, vector_to_bytes
 from models.gallery import DEFAULT_GALLERY_ID, DEFAULT_GALLERY_NAME, Gallery
-from models.image import Image, ImageStatus
+from models.image import MAX_LABEL, Image, ImageStatus
 from models.job import (
     FINISHED_STATUSES,
     ItemStatus,
@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_GALLERY_ID",
     "DEFAULT_GALLERY_NAME",
     "FINISHED_STATUSES",
+    "MAX_LABEL",
     "ApiKey",
     "Base",
     "DeliveryAttempt",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from sqlalchemy import (
@@ -27,9 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, BigIntId, JSONType, created_at, int_pk
-
-if TYPE_CHECKING:
-    from models.image import Image
+from models.image import MAX_LABEL, Image
 
 
 class FaceBoxMixin:
@@ -76,7 +74,7 @@ class Face(FaceBoxMixin, Base):
     created_at: Mapped[created_at]
     # The person this face is (None: unlabelled). Indexed: erasing or listing a person
     # finds their faces by it.
-    label: Mapped[str | None] = mapped_column(String(200), index=True)
+    label: Mapped[str | None] = mapped_column(String(MAX_LABEL), index=True)
 
     image: Mapped[Image] = relationship(back_populates="faces")
 

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from models.face import Face
 
 
+# A label's length: the width of the label columns (images and faces), and what the API
+# and the archive reader accept.
+MAX_LABEL = 200
+
+
 class ImageStatus(enum.StrEnum):
     PENDING = "pending"  # stored, waiting for the pipeline
     READY = "ready"  # faces detected and embedded (see Face.indexed_at for the index)
@@ -39,7 +44,7 @@ class Image(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     filename: Mapped[str | None] = mapped_column(String(255))
-    label: Mapped[str | None] = mapped_column(String(200), index=True)
+    label: Mapped[str | None] = mapped_column(String(MAX_LABEL), index=True)
     status: Mapped[ImageStatus] = mapped_column(
         str_enum(ImageStatus), default=ImageStatus.PENDING, index=True
     )

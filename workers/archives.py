@@ -38,6 +38,7 @@ from core.logging import get_logger
 from core.settings import get_settings
 from core.storage import ObjectNotFound, ObjectStore, content_key
 from models import (
+    MAX_LABEL,
     ItemStatus,
     Job,
     JobItem,
@@ -65,7 +66,6 @@ BYTES_REMOVED_REASON = (
 # Object-store requests a scan batch has in flight at once.
 STORE_THREADS = 8
 MAX_NAME = 255
-MAX_LABEL = 200
 # A commit that meets a concurrent writer (a duplicate delivery of this task, or an upload of
 # the same bytes) is redone against what that writer committed.
 COMMIT_ATTEMPTS = 3
