@@ -36,9 +36,10 @@ from api.waiting import (
 from api.webhooks import check_webhook_url, delivery_callbacks
 from core.logging import get_logger
 from core.queue import SEARCH_TASK
+from core.settings import Settings
 from core.storage import ObjectNotFound
 from core.verdict import calibration_for
-from models import Job, JobKind, Scope, Search
+from models import Job, JobKind, Scope, Search, served_version, version_name
 from services import urls
 from services.render import render_search
 from services.searches import create_search as create_search_job
@@ -165,12 +166,13 @@ def create_search(body: dict[str, Any]) -> Answer:
     callback_url: str | None = body.get("callback_url")
     if callback_url:
         check_webhook_url(callback_url)  # refused before any work is done
-    if min_probability is not None and calibration_for(settings.model_name) is None:
-        # The workers embed with settings.model_name: without its calibration there is no
-        # probability to keep matches by, and dropping them all would say "no one" falsely.
+    version = _served(settings) if min_probability is not None else None
+    if version is not None and calibration_for(version) is None:
+        # Searches are answered from this embedding version: without its calibration there is
+        # no probability to keep matches by, and dropping them all would say "no one" falsely.
         raise ApiError(
             422,
-            f"min_probability: the model {settings.model_name} has no same-person "
+            f"min_probability: the model {version} has no same-person "
             "calibration, so matches cannot be kept by probability; leave it out",
             code="invalid_input",
         )
@@ -213,6 +215,17 @@ def create_search(body: dict[str, Any]) -> Answer:
     if callback is not None:
         return search_created(search, callback_secret=callback.secret)  # shown this once
     return search_created(search)
+
+
+def _served(settings: Settings) -> str:
+    """The embedding version searches are answered from (``models.embedding``): the one
+    recorded, else (a new install) the one the workers are configured with."""
+    return served_version(db(), settings.model_name) or version_name(
+        settings.model_name,
+        margin=settings.face_margin,
+        align=settings.face_align,
+        flip=settings.face_flip,
+    )
 
 
 def _search_of(job: Job) -> Search:

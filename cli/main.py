@@ -12,6 +12,7 @@ import click
 from cli.deploy import deploy as deploy_command
 from cli.keys import galleries as galleries_command
 from cli.keys import keys as keys_command
+from cli.reembed import reembed as reembed_command
 from cli.search import KEY_HELP
 from cli.search import search as search_command
 from cli.webhooks import webhooks as webhooks_command
@@ -617,6 +618,7 @@ cli.add_command(webhooks_command)
 cli.add_command(keys_command)
 cli.add_command(galleries_command)
 cli.add_command(deploy_command)
+cli.add_command(reembed_command)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import click
 from cli.lfw import default_archive
 from core.settings import get_settings
 from core.verdict import CALIBRATION_DIR
-from workers.pipeline import FacePipeline  # cheap: TensorFlow loads with the model
+from workers.runtime import build_pipeline  # cheap: TensorFlow loads with the model
 
 from .calibration import run_calibrate
 
@@ -60,15 +60,10 @@ def run(
     pairs = pairs or archive.parent / "pairs.txt"
     if not pairs.is_file():
         raise click.ClickException(f"LFW pairs.txt not found at {pairs}; pass --pairs")
-    # Built as `facesearch eval` builds it (evaluation.command), so both read one cache.
-    pipeline = FacePipeline(
-        model_name=settings.model_name,
-        weights_dir=settings.model_dir,
-        max_faces=settings.max_faces_per_image,
-        batch_size=settings.pipeline_batch_size,
-        max_detect_side=settings.detect_max_side or None,
-    )
-    click.echo(f"calibrating {settings.model_name} on {pairs}", err=True)
+    # The product's pipeline as the workers build it (the recipe's settings included), so
+    # the calibration is of the vectors searches compare.
+    pipeline = build_pipeline(settings)
+    click.echo(f"calibrating {pipeline.embedding_version} on {pairs}", err=True)
     result = run_calibrate(
         archive=archive,
         pairs_path=pairs,

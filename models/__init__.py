@@ -5,6 +5,7 @@ Importing this package registers every table on ``Base.metadata`` (Alembic reads
 
 from models.api_key import ApiKey, Scope
 from models.base import Base, utcnow
+from models.embedding import ServedVersion, served_version, version_name
 from models.face import Face, vector_to_bytes
 from models.gallery import DEFAULT_GALLERY_ID, DEFAULT_GALLERY_NAME, Gallery
 from models.image import MAX_LABEL, Image, ImageStatus
@@ -54,12 +55,15 @@ __all__ = [
     "SearchCallback",
     "SearchFace",
     "SearchMatch",
+    "ServedVersion",
     "VectorDeletion",
     "WebhookDelivery",
     "WebhookEvent",
     "WebhookSubscription",
     "refresh_progress",
+    "served_version",
     "skip_pending_items",
     "utcnow",
     "vector_to_bytes",
+    "version_name",
 ]

@@ -66,6 +66,8 @@ class Face(FaceBoxMixin, Base):
     id: Mapped[int_pk]
     image_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("images.id", ondelete="CASCADE"))
     face_index: Mapped[int] = mapped_column(Integer)
+    # The embedding version (``models.embedding.version_name``): the model, plus the recipe's
+    # options when they are not the original ones. The column keeps its older name.
     model_name: Mapped[str] = mapped_column(String(64))
     dim: Mapped[int] = mapped_column(Integer)
     # float32 little-endian bytes: portable across Postgres and SQLite, exact round trip.

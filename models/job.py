@@ -32,6 +32,7 @@ class JobKind(enum.StrEnum):
     REINDEX = "reindex"  # rebuild the vector index from Postgres
     ARCHIVE = "archive"  # add the images of an uploaded archive to the gallery
     ERASE_GALLERY = "erase_gallery"  # remove a gallery and everything in it
+    REEMBED = "reembed"  # embed every image with the configured recipe, then switch to it
 
 
 class JobStatus(enum.StrEnum):

@@ -689,6 +689,7 @@ def test_the_pipeline_runs_while_the_archive_is_still_being_read(
 
     class WatchedPipeline:
         model_name = face_pipeline.model_name
+        embedding_version = face_pipeline.embedding_version
 
         def process(self, images: list[Any]) -> Any:
             with sessions() as session:

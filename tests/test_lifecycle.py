@@ -87,6 +87,7 @@ def ingest_job(session: Session, data: bytes = b"", status: JobStatus = JobStatu
 
 class NoFacePipeline:
     model_name = "test-model"
+    embedding_version = "test-model"
 
     def process(self, arrays: list[Any]) -> list[list[Any]]:
         return [[] for _ in arrays]

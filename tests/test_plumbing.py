@@ -75,6 +75,7 @@ class RecordingPipeline:
     def __init__(self, *, fail_after: int | None = None) -> None:
         self._inner = standin_pipeline()
         self.model_name = self._inner.model_name
+        self.embedding_version = self._inner.embedding_version
         self.batches: list[int] = []
         self.fail_after = fail_after
 

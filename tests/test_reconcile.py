@@ -63,6 +63,7 @@ def run(sessions: sessionmaker[Session], sent: Sent, max_requeues: int = 2) -> d
 
 class NoFacePipeline:
     model_name = "test-model"
+    embedding_version = "test-model"
 
     def process(self, arrays: list[Any]) -> list[list[Any]]:
         return [[] for _ in arrays]

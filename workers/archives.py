@@ -522,7 +522,7 @@ def run_archive(
     if drained:
         # The indexer closes the job once its faces are searchable (a job that failed as a
         # whole, e.g. not an archive, is already closed and stays as it is).
-        request_index(pipeline.model_name, job_id)
+        request_index(pipeline.embedding_version, job_id)
     else:
         _continue_unless_finished(sessions, job_id, continue_later)
 

@@ -20,6 +20,7 @@ from core.queue import (
     DELETE_VECTORS_TASK,
     DELIVER_WEBHOOK_TASK,
     ERASE_GALLERY_TASK,
+    INDEX_QUEUE,
     INDEX_TASK,
     INGEST_TASK,
     PURGE_SEARCHES_TASK,
@@ -30,6 +31,7 @@ from core.queue import (
     queue_deliveries,
 )
 from core.settings import get_settings
+from services.reembed import REEMBED_TASK
 from workers import runtime
 from workers.base import TRANSIENT_ERRORS, JobTask
 from workers.roles import PIPELINE_QUEUES
@@ -53,6 +55,10 @@ celery_app.conf.beat_schedule = {
         "schedule": float(get_settings().reconcile_interval_s),
     },
 }
+
+
+# Sent with the index queue named (not in core.queue's routes): only after a re-embed.
+DROP_VERSIONS_TASK = "facesearch.drop_embedding_versions"
 
 
 def request_index(model_name: str, job_id: str | None) -> None:
@@ -149,6 +155,42 @@ def reindex(*, job_id: str) -> None:
         continue_later=lambda: celery_app.send_task(REINDEX_TASK, kwargs={"job_id": job_id}),
         send_deliveries=lambda ids: queue_deliveries(celery_app, ids),
     )
+
+
+@celery_app.task(name=REEMBED_TASK, base=JobTask)
+def reembed(*, job_id: str) -> None:
+    """A run of `facesearch reembed` (bulk queue: it runs the face pipeline)."""
+    from workers.reembed import REEMBED_BUDGET_S, run_reembed  # noqa: PLC0415
+
+    settings = get_settings()
+    run_reembed(
+        job_id,
+        sessions=runtime.get_session_factory(),
+        store=runtime.get_store(),
+        pipeline=runtime.get_pipeline(),
+        request_index=request_index,
+        drop_collections=lambda versions: celery_app.send_task(
+            DROP_VERSIONS_TASK, args=[versions], queue=INDEX_QUEUE, routing_key=INDEX_QUEUE
+        ),
+        batch_size=settings.pipeline_batch_size,
+        max_pixels=settings.max_image_pixels,
+        budget_s=REEMBED_BUDGET_S,
+        # Same kwargs: the reconciler's re-send of a stranded job is the same continuation.
+        continue_later=lambda delay: celery_app.send_task(
+            REEMBED_TASK, kwargs={"job_id": job_id}, countdown=delay or None
+        ),
+        send_deliveries=lambda ids: queue_deliveries(celery_app, ids),
+    )
+
+
+@celery_app.task(name=DROP_VERSIONS_TASK, base=JobTask)
+def drop_embedding_versions(versions: list[str]) -> None:
+    """Drop the collections of embedding versions no longer served (after a re-embed), on
+    the index queue: the single writer is the one process that may change the index."""
+    index = runtime.get_index()
+    for version in versions:
+        index.drop(version)
+        log.info("index: dropped the collection of an old embedding version", version=version)
 
 
 @celery_app.task(name=ERASE_GALLERY_TASK, base=JobTask)

@@ -26,11 +26,13 @@ from models import (
     JobItem,
     JobKind,
     JobStatus,
+    ServedVersion,
     VectorDeletion,
     refresh_progress,
     utcnow,
 )
 from models.db import session_scope
+from models.embedding import model_of
 from services.jobs import close_job
 from workers.webhooks import SendDeliveries
 
@@ -95,6 +97,16 @@ def index_pending(
         log.info("index: batch written", model=model_name, faces=len(face_ids), total=written)
 
 
+def record_first_version(session: Session, version: str) -> None:
+    """Serve searches from ``version`` if its model has no served version yet: a new
+    install's first faces. Never a switch: only ``facesearch reembed`` moves a model from
+    one version to another, once the new one covers every image."""
+    model = model_of(version)
+    if session.get(ServedVersion, model) is None:
+        session.add(ServedVersion(model_name=model, version=version))
+        log.info("index: serving the first embedding version", model=model, version=version)
+
+
 def finish_ingest_job(session: Session, job_id: str) -> list[str]:
     """Close an ingest job once nothing of it is pending; its result lists what it made.
     Returns the webhook deliveries (job.completed) to send after the commit."""
@@ -138,7 +150,9 @@ def run_index(
     batch_size: int,
     send_deliveries: SendDeliveries | None = None,
 ) -> None:
-    index_pending(model_name, sessions=sessions, index=index, batch_size=batch_size)
+    if index_pending(model_name, sessions=sessions, index=index, batch_size=batch_size):
+        with session_scope(sessions) as session:
+            record_first_version(session, model_name)
     if job_id is not None:
         with session_scope(sessions) as session:
             deliveries = finish_ingest_job(session, job_id)

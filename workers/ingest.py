@@ -227,7 +227,7 @@ def _process_loaded(loaded: Loaded, pipeline: FacePipeline, job_id: str) -> tupl
     try:
         outcomes = _detect_isolating_failures(pipeline, [array for _, array in loaded.decoded])
         with STAGE_TIMES.timed("rows", len(loaded.batch)):
-            counts = _record_batch(session, loaded, outcomes, pipeline.model_name)
+            counts = _record_batch(session, loaded, outcomes, pipeline.embedding_version)
         with STAGE_TIMES.timed("progress"):
             _add_outcomes(session, job_id, counts)
         with STAGE_TIMES.timed("commit"):
@@ -302,7 +302,7 @@ def process_pending(
             # faces become searchable while it runs; at most once a second.
             if time.monotonic() - last_request >= INDEX_REQUEST_INTERVAL_S:
                 with STAGE_TIMES.timed("index"):
-                    request_index(pipeline.model_name, None)
+                    request_index(pipeline.embedding_version, None)
                 last_request, unrequested = time.monotonic(), False
             if (deadline is not None and time.monotonic() >= deadline) or (
                 max_batches is not None and batches >= max_batches
@@ -315,7 +315,7 @@ def process_pending(
         # Stopped early: what was just written is indexed now, not at the next run.
         # (Drained: the caller's final request, with the job id, covers it.)
         with STAGE_TIMES.timed("index"):
-            request_index(pipeline.model_name, None)
+            request_index(pipeline.embedding_version, None)
     return drained
 
 
@@ -358,4 +358,4 @@ def run_ingest(
     )
     if drained:
         # The indexer closes the job once its faces are searchable.
-        request_index(pipeline.model_name, job_id)
+        request_index(pipeline.embedding_version, job_id)

@@ -53,6 +53,7 @@ from models import (
 )
 from models.db import session_scope
 from services.jobs import LIVE_STATUSES, close_job, image_reason, search_of
+from services.reembed import REEMBED_TASK
 
 log = get_logger(__name__)
 
@@ -66,6 +67,7 @@ TASK_OF_KIND = {
     JobKind.SEARCH: SEARCH_TASK,
     JobKind.REINDEX: REINDEX_TASK,
     JobKind.ERASE_GALLERY: ERASE_GALLERY_TASK,
+    JobKind.REEMBED: REEMBED_TASK,
 }
 ORPHAN_REASON = "no job was left to process it (its job ended before it did)"
 

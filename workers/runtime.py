@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.index import VectorIndex
 from core.logging import get_logger
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from core.storage import ObjectStore, open_store
 from models.db import make_engine, make_session_factory
 
@@ -56,9 +56,6 @@ def get_index() -> VectorIndex:
 
 @lru_cache(maxsize=1)
 def get_pipeline() -> FacePipeline:
-    # Imported here: the pipeline pulls in TensorFlow, which only the workers may load.
-    from workers.pipeline import FacePipeline  # noqa: PLC0415
-
     settings = get_settings()
     standin = os.environ.get(STANDIN_ENV)
     if standin:
@@ -76,16 +73,31 @@ def get_pipeline() -> FacePipeline:
             batch_size=settings.pipeline_batch_size,
             release_memory=settings.pipeline_release_memory,
         )
-    pipeline = FacePipeline(
+    pipeline = build_pipeline(settings)
+    pipeline.load()
+    return pipeline
+
+
+def build_pipeline(settings: Settings) -> FacePipeline:
+    """The product's face pipeline as the settings configure it (not loaded): the recipe's
+    options (FACE_MARGIN, FACE_ALIGN, FACE_FLIP, DETECT_MIN_CONFIDENCE, DETECT_SECOND_PASS)
+    included. ``facesearch calibrate`` builds the same, so its calibration is of these
+    vectors."""
+    from workers.pipeline import FacePipeline, SecondPass  # noqa: PLC0415 (TensorFlow later)
+
+    return FacePipeline(
         model_name=settings.model_name,
         weights_dir=settings.model_dir,
         max_faces=settings.max_faces_per_image,
         batch_size=settings.pipeline_batch_size,
         max_detect_side=settings.detect_max_side or None,
         release_memory=settings.pipeline_release_memory,
+        margin=settings.face_margin,
+        align=settings.face_align,
+        flip=settings.face_flip,
+        min_confidence=settings.detect_min_confidence,
+        second_pass=SecondPass() if settings.detect_second_pass else None,
     )
-    pipeline.load()
-    return pipeline
 
 
 def reset(*, pipeline: bool = False) -> None:

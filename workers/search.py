@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 
 import numpy as np
 from sqlalchemy import delete, select
@@ -14,7 +14,7 @@ from core.index import Hit, VectorIndex
 from core.logging import get_logger
 from core.storage import ObjectNotFound, ObjectStore
 from core.verdict import calibration_for, same_person
-from models import Face, Image, JobStatus, Search, SearchFace, SearchMatch
+from models import Face, Image, JobStatus, Search, SearchFace, SearchMatch, served_version
 from models.db import session_scope
 from services.jobs import close_job, start_job
 from services.render import search_min_probability
@@ -85,27 +85,30 @@ def run_search(
         start_job(session, search.job)
         key, top_k, gallery_id = search.query_object_key, search.top_k, search.gallery_id
         min_probability = search_min_probability(search)  # matches below it are dropped
+        # The version searches are served from (a re-embed switches it when complete); a new
+        # install has none recorded until its first faces are indexed: the configured one.
+        version = served_version(session, pipeline.model_name) or pipeline.embedding_version
 
     lap("start_ms")
-    try:
-        data = store.get(key)
-        lap("fetch_ms")
-        array = decode_rgb(data, max_pixels=max_pixels)
-        lap("decode_ms")
-    except ObjectNotFound:
-        _fail(sessions, search_id, "the stored query image is missing", send_deliveries)
+    array = _query_image(store, key, max_pixels, lap)
+    if isinstance(array, str):
+        _fail(sessions, search_id, array, send_deliveries)
         return
-    except InvalidImageError as exc:
-        _fail(sessions, search_id, exc.message, send_deliveries)
+    try:
+        # The query is embedded as the faces it is compared with were: never two recipes.
+        pipeline = pipeline.for_version(version)
+    except ValueError as exc:
+        reason = f"cannot embed the query as the gallery's faces are: {exc}"
+        _fail(sessions, search_id, reason, send_deliveries)
         return
     faces = pipeline.process([array])[0]
     lap("pipeline_ms")
-    if (refusal := _refusal(faces, min_probability, pipeline.model_name)) is not None:
+    if (refusal := _refusal(faces, min_probability, version)) is not None:
         _fail(sessions, search_id, refusal, send_deliveries)
         return
 
     hits = index.search(
-        pipeline.model_name,
+        version,
         np.stack([f.embedding for f in faces]),
         top_k + HIT_SLACK,
         gallery_id=gallery_id,
@@ -132,7 +135,7 @@ def run_search(
                 landmarks={k: list(v) for k, v in face.landmarks.items()},
             )
             ranked = [(hit, known[hit.face_id]) for hit in face_hits if hit.face_id in known]
-            ranked = [r for r in ranked if _probable(r[0], min_probability, pipeline)]
+            ranked = [r for r in ranked if _probable(r[0], min_probability, version)]
             for rank, (hit, (matched, label)) in enumerate(ranked[:top_k], start=1):
                 search_face.matches.append(
                     SearchMatch(
@@ -148,12 +151,28 @@ def run_search(
                     )
                 )
             session.add(search_face)
-        search.model_name = pipeline.model_name
+        search.model_name = version  # the embedding version: its calibration gives verdicts
         deliveries = _finish(session, search, JobStatus.SUCCEEDED)
     lap("rows_ms")
     if deliveries and send_deliveries is not None:
         send_deliveries(deliveries)
     log.info("search: done", search_id=search_id, faces=len(faces), **stages)
+
+
+def _query_image(
+    store: ObjectStore, key: str, max_pixels: int, lap: Callable[[str], None]
+) -> np.ndarray | str:
+    """The decoded query image, or why there is none."""
+    try:
+        data = store.get(key)
+        lap("fetch_ms")
+        array = decode_rgb(data, max_pixels=max_pixels)
+        lap("decode_ms")
+    except ObjectNotFound:
+        return "the stored query image is missing"
+    except InvalidImageError as exc:
+        return exc.message
+    return array
 
 
 def _refusal(faces: Sized, min_probability: float | None, model: str) -> str | None:
@@ -168,13 +187,13 @@ def _refusal(faces: Sized, min_probability: float | None, model: str) -> str | N
     return None
 
 
-def _probable(hit: Hit, min_probability: float | None, pipeline: FacePipeline) -> bool:
+def _probable(hit: Hit, min_probability: float | None, version: str) -> bool:
     """Whether a hit's same-person probability reaches ``min_probability`` (always, without
     one): on the stored (rounded) score, as the rendering computes it, so every kept match
     shows at least it."""
     if min_probability is None:
         return True
-    probability = same_person(round(float(hit.score), 6), pipeline.model_name)["probability"]
+    probability = same_person(round(float(hit.score), 6), version)["probability"]
     return probability is not None and probability >= min_probability
 
 

@@ -15,7 +15,7 @@ from .align import (
 )
 from .detector import MIN_CONFIDENCE, MIN_FACE_SIZE, Detection, FaceDetector, SecondPass
 from .embedder import FaceEmbedder, l2_normalize
-from .face_pipeline import Face, FacePipeline
+from .face_pipeline import Face, FacePipeline, Recipe, parse_version
 from .weights import (
     DEFAULT_MODEL,
     MODELS,
@@ -42,6 +42,7 @@ __all__ = [
     "FaceEmbedder",
     "FacePipeline",
     "ModelSpec",
+    "Recipe",
     "SecondPass",
     "UrlSource",
     "WeightsError",
@@ -52,6 +53,7 @@ __all__ = [
     "expand_box",
     "get_spec",
     "l2_normalize",
+    "parse_version",
     "pull",
     "sha256_file",
     "standardize",

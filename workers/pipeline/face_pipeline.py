@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from core.memory import release_free_heap
+from models.embedding import NAMED_MARGIN, version_name
 from workers.stages import STAGE_TIMES
 
 from .align import MARGIN, crop_faces
@@ -30,7 +31,7 @@ from .detector import (
 from .embedder import FaceEmbedder, check_crops, l2_normalize
 from .weights import DEFAULT_MODEL, ModelSpec, get_spec, weights_path
 
-__all__ = ["Detects", "Embeds", "Face", "FacePipeline"]
+__all__ = ["Detects", "Embeds", "Face", "FacePipeline", "Recipe", "parse_version"]
 
 
 class Detects(Protocol):
@@ -94,6 +95,38 @@ def _eyes(
         return None
     (lx, ly), (rx, ry) = marks["left_eye"], marks["right_eye"]
     return (float(lx), float(ly)), (float(rx), float(ry))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What an embedding version names: the model and the options that change its vectors."""
+
+    model_name: str
+    margin: float = NAMED_MARGIN
+    align: bool = False
+    flip: bool = False
+
+
+def parse_version(version: str) -> Recipe:
+    """The recipe of an ``embedding_version`` string (``model[+marginM][+align][+flip]``);
+    ValueError for anything else, so a stored version is never half understood."""
+    model_name, *options = version.split("+")
+    if not model_name:
+        raise ValueError(f"embedding version {version!r} names no model")
+    margin, align, flip = NAMED_MARGIN, False, False
+    for option in options:
+        if option == "align":
+            align = True
+        elif option == "flip":
+            flip = True
+        elif option.startswith("margin"):
+            try:
+                margin = float(option.removeprefix("margin"))
+            except ValueError:
+                raise ValueError(f"embedding version {version!r}: bad margin {option!r}") from None
+        else:
+            raise ValueError(f"embedding version {version!r}: unknown option {option!r}")
+    return Recipe(model_name=model_name, margin=margin, align=align, flip=flip)
 
 
 class FacePipeline:
@@ -170,6 +203,7 @@ class FacePipeline:
         self._embedder: Embeds | None = None
         self._batch_size = batch_size
         self._lock = threading.Lock()
+        self._versions: dict[str, FacePipeline] = {}
 
     @property
     def batch_size(self) -> int:
@@ -190,14 +224,39 @@ class FacePipeline:
         """The model name plus every option that changes the vectors but not the model (what
         a store of vectors must match before mixing them): ``model_name`` alone with the
         defaults, else e.g. ``facenet-20170512-110547+margin0.3+align+flip``."""
-        extra = []
-        if self.margin != MARGIN:
-            extra.append(f"margin{self.margin:g}")
-        if self.align:
-            extra.append("align")
-        if self.flip:
-            extra.append("flip")
-        return "+".join([self.model_name, *extra])
+        return version_name(self.model_name, margin=self.margin, align=self.align, flip=self.flip)
+
+    def for_version(self, version: str) -> FacePipeline:
+        """A pipeline that makes vectors of ``version`` (another recipe of this model), sharing
+        this one's loaded detector and networks: a search answered from the faces of an older
+        version embeds its query as they were embedded (never mixing two recipes' vectors).
+        ValueError for a version of another model, or one that cannot be read."""
+        if version == self.embedding_version:
+            return self
+        derived = self._versions.get(version)
+        if derived is not None:
+            return derived
+        recipe = parse_version(version)
+        if recipe.model_name != self.model_name:
+            raise ValueError(
+                f"embedding version {version!r} is of another model than {self.model_name!r}"
+            )
+        self.load()
+        derived = FacePipeline(
+            model_name=self.model_name,
+            weights_dir=self.weights_dir,
+            margin=recipe.margin,
+            align=recipe.align,
+            flip=recipe.flip,
+            batch_size=self.batch_size,
+            release_memory=self.release_memory,
+            spec=self.spec,
+            detector=self._detector,
+            embedder=self._embedder,
+        )
+        derived.load()  # both parts are loaded already: this only marks it so
+        self._versions[version] = derived
+        return derived
 
     @property
     def min_confidence(self) -> float:
