@@ -5,6 +5,7 @@ class GetV1JobsKind(StrEnum):
     ARCHIVE = "archive"
     ERASE_GALLERY = "erase_gallery"
     INGEST = "ingest"
+    REEMBED = "reembed"
     REINDEX = "reindex"
     SEARCH = "search"
 
