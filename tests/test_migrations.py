@@ -184,3 +184,41 @@ def test_face_labels_backfill_gives_an_image_label_to_its_most_prominent_face() 
         engine.dispose()
     finally:
         drop_database(url)
+
+
+def test_served_versions_records_the_model_of_the_faces_stored_before() -> None:
+    """0009: every face stored before it was embedded with its model's original recipe, named
+    by the model alone; that version is recorded as the one searches are served from."""
+    url = create_database()
+    try:
+        run_migrations(url, "upgrade", "0008")
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            image = conn.execute(
+                text(
+                    "INSERT INTO images (gallery_id, sha256, object_key, content_type,"
+                    " size_bytes, width, height, status, updated_at) VALUES (1, :sha,"
+                    " 'objects/x', 'image/jpeg', 1, 200, 200, 'ready', now()) RETURNING id"
+                ),
+                {"sha": "a" * 64},
+            ).scalar_one()
+            for index, model in enumerate(("model-a", "model-a", "model-b")):
+                conn.execute(
+                    text(
+                        "INSERT INTO faces (image_id, face_index, model_name, dim, embedding,"
+                        " box_x, box_y, box_w, box_h, confidence, landmarks) VALUES (:image,"
+                        " :index, :model, 2, '\\x0000000000000000', 0, 0, 9, 9, 0.99, '{}')"
+                    ),
+                    {"image": image, "index": index, "model": model},
+                )
+        migrate(url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT model_name, version FROM served_versions")).all()
+        served = {str(model): str(version) for model, version in rows}
+        assert served == {"model-a": "model-a", "model-b": "model-b"}
+        run_migrations(url, "downgrade", "0008")
+        with engine.connect() as conn:
+            assert "served_versions" not in inspect(conn).get_table_names()
+        engine.dispose()
+    finally:
+        drop_database(url)
