@@ -368,7 +368,9 @@ def _switch_when_indexed(job_id: str, version: str, *, sessions: sessionmaker[Se
             or 0
         )
         if unindexed:
-            job.params = {**job.params, "unindexed": unindexed}
+            # A new value each time: the row is written, so the job shows it is alive.
+            waits = int(job.params.get("index_waits", 0)) + 1
+            job.params = {**job.params, "unindexed": unindexed, "index_waits": waits}
             return False
         model = model_of(version)
         served = session.get(ServedVersion, model, with_for_update=True)
