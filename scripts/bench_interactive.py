@@ -229,31 +229,21 @@ class CpuAccount:
 
 
 def raise_priority(by: int) -> None:
-    """Favour the stack under test over other work on the machine by ``by`` nice steps
-    (needs root): on a machine shared with other work it then gets the CPU first.
+    """Favour this script and everything it starts afterwards over other work on the machine
+    by ``by`` nice steps (needs root): on a machine shared with other work, the stack under
+    test then gets the CPU first. Called once, before any thread or stack is started: threads
+    and processes inherit their creator's nice value, so every part of every stack starts at
+    the same offsets as in production (the ingest worker's own +10 above the search worker),
+    whichever phase it serves.
 
-    Two levers, as Linux schedules in two levels. With autogroups (``sched_autogroup_enabled``,
-    the default on desktop-style kernels) the CPU is first shared fairly between sessions
-    whatever their processes' nice values, so the session's own nice value is lowered
-    (``/proc/self/autogroup``; every process this script starts is in its session). Within the
-    session, the nice value of this script and every process it started is lowered, thread by
-    thread (Linux keeps one per thread), keeping their differences: the ingest worker's own
-    +10 stays +10 above the search worker."""
-    # Without autogroups (or the right to), the thread nice values below still apply.
+    Two levers, as Linux schedules in two levels. With autogroups (``sched_autogroup_enabled``)
+    the CPU is first shared fairly between sessions whatever their processes' nice values, so
+    the session's own nice value is lowered (``/proc/self/autogroup``). Within the session,
+    this thread's nice value is lowered (Linux keeps one per thread)."""
+    # Without autogroups (or the right to), the thread nice value below still applies.
     with contextlib.suppress(OSError):
         Path("/proc/self/autogroup").write_text(str(max(-20, -by)))
-    me = psutil.Process()
-    for proc in [me, *me.children(recursive=True)]:
-        try:
-            threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
-        except FileNotFoundError:
-            continue
-        for tid in threads:
-            try:
-                current = os.getpriority(os.PRIO_PROCESS, tid)
-                os.setpriority(os.PRIO_PROCESS, tid, max(-20, current - by))
-            except (ProcessLookupError, PermissionError):
-                continue
+    os.setpriority(os.PRIO_PROCESS, 0, max(-20, os.getpriority(os.PRIO_PROCESS, 0) - by))
 
 
 def images_per_s(job: dict, wall_s: float) -> float:
@@ -269,8 +259,6 @@ def quiet_and_busy(
     queries: list[tuple[str, bytes]],
 ) -> dict[str, object]:
     """Phases 1 and 2 on one stack."""
-    if args.priority:
-        raise_priority(args.priority)
     with s.client(httpx.Timeout(30.0, read=600.0)) as client:
         say(f"quiet: a gallery of {args.gallery} images")
         ingest_archive(client, gallery)
@@ -303,10 +291,8 @@ def quiet_and_busy(
     return {"quiet": quiet.summary(), "busy": busy}
 
 
-def alone(s: Stack, archive: Path, priority: int) -> dict[str, object]:
+def alone(s: Stack, archive: Path) -> dict[str, object]:
     """Phase 3: the archive with no searches."""
-    if priority:
-        raise_priority(priority)
     with s.client(httpx.Timeout(30.0, read=600.0)) as client:
         say("alone: the archive, no searches")
         with CpuAccount(s) as cpu:
@@ -348,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     # A stop signal unwinds the stacks (their processes and databases), like Ctrl-C: a killed
     # run must not leave workers consuming the next run's Redis database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.priority:
+        raise_priority(args.priority)
 
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 (dev dependency)
 
@@ -384,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             figures |= quiet_and_busy(s, args, gallery, archive, queries)
         if not args.skip_alone:
             with stack(work / "alone", endpoint, 9, 0, worker_commands=workers) as s:
-                figures |= alone(s, archive, args.priority)
+                figures |= alone(s, archive)
             busy_rate = figures["busy"]["ingest_images_per_s"]  # type: ignore[index]
             alone_rate = figures["alone"]["ingest_images_per_s"]  # type: ignore[index]
             figures["ingest_lost_to_searches_pct"] = round(100 * (1 - busy_rate / alone_rate), 1)
