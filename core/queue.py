@@ -47,6 +47,10 @@ PURGE_SEARCHES_TASK = "facesearch.purge_expired_searches"
 # Re-queuing or failing stranded jobs (workers.reconcile), by beat.
 RECONCILE_TASK = "facesearch.reconcile"
 DELIVER_WEBHOOK_TASK = "facesearch.deliver_webhook"
+# Re-embedding the gallery with a new face recipe (`facesearch reembed`: workers.reembed), and
+# dropping the collections of the versions it replaced (by the index writer).
+REEMBED_TASK = "facesearch.reembed"
+DROP_VERSIONS_TASK = "facesearch.drop_embedding_versions"
 
 QUEUE_OF_TASK = {
     SEARCH_TASK: SEARCH_QUEUE,
@@ -55,6 +59,8 @@ QUEUE_OF_TASK = {
     INDEX_TASK: INDEX_QUEUE,
     DELETE_VECTORS_TASK: INDEX_QUEUE,
     REINDEX_TASK: INDEX_QUEUE,
+    REEMBED_TASK: INGEST_QUEUE,
+    DROP_VERSIONS_TASK: INDEX_QUEUE,
     DELIVER_WEBHOOK_TASK: IO_QUEUE,
     ERASE_GALLERY_TASK: IO_QUEUE,
     PURGE_SEARCHES_TASK: IO_QUEUE,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
+from core.queue import REEMBED_TASK  # the bulk queue: its workers hold the face pipeline
 from models import DEFAULT_GALLERY_ID, Face, Image, ImageStatus, Job, JobKind
 from models.embedding import model_of, served_version
 from services.jobs import LIVE_STATUSES
@@ -28,9 +29,6 @@ __all__ = [
     "plan",
 ]
 
-# Sent by name (the CLI never imports the workers); routed to the bulk (ingest) queue, whose
-# workers hold the face pipeline.
-REEMBED_TASK = "facesearch.reembed"
 # Images a re-embed takes: those the pipeline has processed. Pending ones are the ingest's
 # (its workers embed with the configured recipe already); failed ones have nothing to redo.
 EMBEDDED_STATUSES = (ImageStatus.READY, ImageStatus.NO_FACE)

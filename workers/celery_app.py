@@ -19,19 +19,19 @@ from core.queue import (
     ARCHIVE_TASK,
     DELETE_VECTORS_TASK,
     DELIVER_WEBHOOK_TASK,
+    DROP_VERSIONS_TASK,
     ERASE_GALLERY_TASK,
-    INDEX_QUEUE,
     INDEX_TASK,
     INGEST_TASK,
     PURGE_SEARCHES_TASK,
     RECONCILE_TASK,
+    REEMBED_TASK,
     REINDEX_TASK,
     SEARCH_TASK,
     make_celery,
     queue_deliveries,
 )
 from core.settings import get_settings
-from services.reembed import REEMBED_TASK
 from workers import runtime
 from workers.base import TRANSIENT_ERRORS, JobTask
 from workers.roles import PIPELINE_QUEUES
@@ -55,10 +55,6 @@ celery_app.conf.beat_schedule = {
         "schedule": float(get_settings().reconcile_interval_s),
     },
 }
-
-
-# Sent with the index queue named (not in core.queue's routes): only after a re-embed.
-DROP_VERSIONS_TASK = "facesearch.drop_embedding_versions"
 
 
 def request_index(model_name: str, job_id: str | None) -> None:
@@ -169,9 +165,7 @@ def reembed(*, job_id: str) -> None:
         store=runtime.get_store(),
         pipeline=runtime.get_pipeline(),
         request_index=request_index,
-        drop_collections=lambda versions: celery_app.send_task(
-            DROP_VERSIONS_TASK, args=[versions], queue=INDEX_QUEUE, routing_key=INDEX_QUEUE
-        ),
+        drop_collections=lambda versions: celery_app.send_task(DROP_VERSIONS_TASK, args=[versions]),
         batch_size=settings.pipeline_batch_size,
         max_pixels=settings.max_image_pixels,
         budget_s=REEMBED_BUDGET_S,

@@ -36,6 +36,7 @@ from core.queue import (
     ERASE_GALLERY_TASK,
     INDEX_TASK,
     INGEST_TASK,
+    REEMBED_TASK,
     REINDEX_TASK,
     SEARCH_TASK,
 )
@@ -53,7 +54,6 @@ from models import (
 )
 from models.db import session_scope
 from services.jobs import LIVE_STATUSES, close_job, image_reason, search_of
-from services.reembed import REEMBED_TASK
 
 log = get_logger(__name__)
 
