@@ -216,6 +216,9 @@ def test_reembed_switches_searches_only_when_complete_and_keeps_labels(
     assert job.result is not None
     assert job.result["failures"] == [{"image_id": lost_id, "error": MISSING_BYTES_REASON}]
     assert runs.dropped == [[OLD]]
+    rendered = harness.client.get(f"/v1/jobs/{job_id}").get_json()  # an admin key's view
+    assert (rendered["kind"], rendered["status"]) == ("reembed", "partial")
+    assert rendered["progress"]["failed"] == 1
     with harness.sessions() as session:
         assert served_version(session, DEFAULT_MODEL) == NEW
         assert _faces_by_version(session) == Counter({NEW: 4})  # nothing of the old left
