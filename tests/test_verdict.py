@@ -21,6 +21,7 @@ from core.settings import Settings
 from core.verdict import CALIBRATION_DIR, Calibration, calibration_for, same_person
 from evaluation.calibration import (
     VERDICT_BANDS,
+    ProductFaces,
     cross_validate,
     fit_calibration,
     fit_isotonic,
@@ -32,15 +33,18 @@ from evaluation.calibration import (
     threshold_at_fmr,
 )
 from evaluation.embedders import FaceNetMtcnn
-from models import Search, SearchFace, SearchMatch
+from models import Search, SearchFace, SearchMatch, version_name
 from services.events import search_result_data
 from services.render import render_search_face
 from tests.test_api import error_of, jpeg, make_client, search
 from tests.test_tasks import Harness, files
 from workers.pipeline import FacePipeline
 from workers.pipeline.weights import DEFAULT_MODEL, get_spec
+from workers.runtime import build_pipeline
 
-MODEL = DEFAULT_MODEL
+MODEL = DEFAULT_MODEL  # the original recipe's version: the model alone
+# The version the product embeds with by default (the tuned recipe, core.settings).
+PRODUCT = version_name(MODEL, margin=0.1, align=True, flip=True)
 
 
 def synthetic(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -182,15 +186,30 @@ def committed() -> Calibration:
 
 
 def test_the_product_model_has_a_calibration_for_its_own_weights() -> None:
-    calibration = committed()
-    assert calibration.model == MODEL
-    # A calibration holds for the weights it was fitted with; other weights need a refit.
-    assert calibration.weights_sha256 == get_spec(MODEL).weights_sha256
+    for version in (MODEL, PRODUCT):
+        calibration = calibration_for(version)
+        assert calibration is not None, f"no calibration for {version}: run facesearch calibrate"
+        assert calibration.model == version
+        # A calibration holds for the weights it was fitted with; other weights need a refit.
+        assert calibration.weights_sha256 == get_spec(MODEL).weights_sha256
 
 
 def test_the_calibration_is_of_the_products_recipe() -> None:
-    """The product's crop and detector settings make its vectors: a change there is a change
-    of scores, and the calibration must be refitted (`facesearch calibrate`)."""
+    """The product's recipe (crop, alignment, flip, detector settings) makes its vectors: a
+    change there is a change of scores, and the calibration must be refitted (`facesearch
+    calibrate`, which embeds with the configured pipeline)."""
+    pipeline = build_pipeline(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert pipeline.embedding_version == PRODUCT
+    stored = json.loads((CALIBRATION_DIR / f"{PRODUCT}.json").read_text())
+    assert stored["recipe"] == json.loads(json.dumps(ProductFaces(pipeline).describe())), (
+        "the product's embedding recipe changed: run `facesearch calibrate` and commit "
+        f"core/calibration/{pipeline.embedding_version}.json"
+    )
+
+
+def test_the_original_recipes_calibration_is_kept_for_galleries_not_yet_reembedded() -> None:
+    """Faces of the original recipe (named by the model alone) are served until `facesearch
+    reembed` switches a gallery: their verdicts come from the file fitted on them."""
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
     pipeline = FacePipeline(
         model_name=defaults.model_name,
@@ -199,11 +218,9 @@ def test_the_calibration_is_of_the_products_recipe() -> None:
         batch_size=defaults.pipeline_batch_size,
         max_detect_side=defaults.detect_max_side or None,
     )
+    assert pipeline.embedding_version == MODEL
     stored = json.loads((CALIBRATION_DIR / f"{MODEL}.json").read_text())
-    assert stored["recipe"] == json.loads(json.dumps(FaceNetMtcnn(pipeline).describe())), (
-        "the product's embedding recipe changed: run `facesearch calibrate` and commit "
-        f"core/calibration/{MODEL}.json"
-    )
+    assert stored["recipe"] == json.loads(json.dumps(FaceNetMtcnn(pipeline).describe()))
 
 
 def test_calibration_is_monotone_and_bounded() -> None:
