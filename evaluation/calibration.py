@@ -35,7 +35,7 @@ import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,13 +49,11 @@ from .verification import best_threshold
 if TYPE_CHECKING:
     from workers.pipeline import FacePipeline
 
-    from .embedders import EmbedResult
 
 __all__ = [
     "FMR_TARGETS",
     "VERDICT_BANDS",
     "Platt",
-    "ProductFaces",
     "brier_score",
     "cross_validate",
     "eval_report_notes",
@@ -700,56 +698,6 @@ def markdown_report(report: dict[str, Any]) -> list[str]:
 # --- the command ----------------------------------------------------------------------------
 
 
-class ProductFaces:
-    """The vectors the product stores, image by image: ``FacePipeline.process`` (detection
-    with its second pass, the aligned crop, flip: whatever the pipeline is configured with),
-    then the face the image's label names (``models.face.prominent_face``). Calibrating on
-    these is calibrating the very scores a search returns."""
-
-    name = "product-faces"
-
-    def __init__(self, pipeline: FacePipeline) -> None:
-        from .embedders import FaceNetMtcnn  # noqa: PLC0415
-
-        self.pipeline = pipeline
-        self.dim = pipeline.dim
-        self._base = FaceNetMtcnn(pipeline)
-
-    def describe(self) -> dict[str, Any]:
-        second = getattr(self.pipeline._detector, "second_pass", None)  # no public accessor
-        return {
-            **self._base.describe(),
-            "embedding_version": self.pipeline.embedding_version,
-            "align": self.pipeline.align,
-            "flip": self.pipeline.flip,
-            "second_pass": None if second is None else asdict(second),
-        }
-
-    def embed(self, images: Sequence[np.ndarray]) -> EmbedResult:
-        from models.face import prominent_face  # noqa: PLC0415
-
-        from .embedders import EmbedResult  # noqa: PLC0415
-
-        n = len(images)
-        result = EmbedResult(
-            vectors=np.zeros((n, self.dim), np.float32),
-            found=np.zeros(n, bool),
-            boxes=np.full((n, 4), -1, np.int32),
-            faces=np.zeros(n, np.int32),
-        )
-        for i, (image, faces) in enumerate(zip(images, self.pipeline.process(images), strict=True)):
-            result.faces[i] = len(faces)
-            chosen = prominent_face(
-                [f.box for f in faces], int(image.shape[1]), int(image.shape[0])
-            )
-            if chosen is None:
-                continue
-            result.vectors[i] = faces[chosen].embedding
-            result.boxes[i] = faces[chosen].box
-            result.found[i] = True
-        return result
-
-
 def run_calibrate(
     *,
     archive: Path,
@@ -761,12 +709,12 @@ def run_calibrate(
 ) -> dict[str, Any]:
     """Embed (or read from the eval cache) every LFW image with the product's path, fit, and
     write ``out_dir/<model>.json`` and the full report."""
-    from .embedders import EmbeddingCache, embed_dataset  # noqa: PLC0415
+    from .embedders import EmbeddingCache, FaceNetMtcnn, embed_dataset  # noqa: PLC0415
 
     started = time.perf_counter()
     dataset = load_dataset(archive)
     pairs = parse_pairs(pairs_path.read_text().splitlines())
-    embedder = ProductFaces(pipeline)
+    embedder = FaceNetMtcnn(pipeline)
     cache = EmbeddingCache(cache_dir, embedder)
     embedded, _ = embed_dataset(embedder, dataset, cache)
     result = calibrate(dataset, pairs, embedded.vectors, embedded.found)

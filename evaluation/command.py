@@ -7,17 +7,20 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from tqdm import tqdm
 
 from cli.lfw import default_archive
 from core.settings import get_settings
-from workers.pipeline import FacePipeline  # cheap: TensorFlow loads with the model
+from workers.runtime import build_pipeline  # cheap: TensorFlow loads with the model
 
 from .report import results_table, write_report
 from .runner import PIPELINES, EvalConfig, evaluate
+
+if TYPE_CHECKING:
+    from workers.pipeline import FacePipeline
 
 __all__ = ["run_eval", "run_through_api"]
 
@@ -70,16 +73,10 @@ def run_eval(
     )
 
     def product_pipeline() -> FacePipeline:
-        # Built as the workers build it (workers.runtime.get_pipeline) but not loaded: it
-        # loads (TensorFlow, verified weights) on its first image, so a run that finds every
-        # vector in the cache takes seconds.
-        return FacePipeline(
-            model_name=settings.model_name,
-            weights_dir=settings.model_dir,
-            max_faces=settings.max_faces_per_image,
-            batch_size=settings.pipeline_batch_size,
-            max_detect_side=settings.detect_max_side or None,
-        )
+        # The workers' own (workers.runtime.build_pipeline: the recipe's settings included)
+        # but not loaded: it loads (TensorFlow, verified weights) on its first image, so a
+        # run that finds every vector in the cache takes seconds.
+        return build_pipeline(settings)
 
     if config.pairs is None:
         click.echo(f"no pairs file at {pairs}: verification is skipped", err=True)
@@ -152,17 +149,10 @@ def run_through_api(
         ),
     )
     bar.close()
-    pipeline = FacePipeline(
-        model_name=settings.model_name,
-        weights_dir=settings.model_dir,
-        max_faces=settings.max_faces_per_image,
-        batch_size=settings.pipeline_batch_size,
-        max_detect_side=settings.detect_max_side or None,
-    )
     ranks, _ = harness_ranks(
         dataset,
         chosen,
-        pipeline=pipeline,
+        pipeline=build_pipeline(settings),  # the recipe the workers embedded with
         cache_dir=cache_dir or settings.data_dir / "eval-cache",
         progress=lambda todo: _progress("mtcnn-facenet", todo),
     )

@@ -2,11 +2,12 @@
 
 Each embedder turns decoded images into one vector per image, or none:
 
-* ``mtcnn-facenet``: the product's pipeline (``FacePipeline``: MTCNN, its crop geometry,
-  FaceNet). With several faces in an image it keeps the face the product gives an image's
-  label to (``models.face.prominent_face``: of the faces at least half as large as the
-  largest, the one nearest the image centre; on LFW, always its subject), so
-  the gallery measured here is the product's labelled faces. An image where MTCNN finds no
+* ``mtcnn-facenet``: the product's pipeline (``FacePipeline.process`` as the settings
+  configure it: MTCNN with its second pass, the crop, alignment, flip, FaceNet). With several
+  faces in an image it keeps the face the product gives an image's label to
+  (``models.face.prominent_face``: of the faces at least half as large as the largest, the
+  one nearest the image centre; on LFW, always its subject), so the gallery measured here is
+  the product's labelled faces. An image where MTCNN finds no
   face gets no vector, as in the product, which indexes nothing for it.
 * ``facenet-nodetect``: the largest centred square of the whole image, resized to FaceNet's
   input: what detection adds.
@@ -22,7 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,7 +51,6 @@ __all__ = [
     "central_detection",
     "centre_crop",
     "embed_dataset",
-    "labelled_detection",
 ]
 
 RESNET_SIZE = 224
@@ -99,12 +99,6 @@ def central_detection(found: Sequence[Detection], shape: Sequence[int]) -> Detec
     )
 
 
-def labelled_detection(found: Sequence[Detection], shape: Sequence[int]) -> Detection | None:
-    """The detection the product gives an image's label to (``prominent_face``)."""
-    chosen = prominent_face([d.box for d in found], int(shape[1]), int(shape[0]))
-    return None if chosen is None else found[chosen]
-
-
 def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
     """The largest centred square of ``image``, resized to ``size`` x ``size``."""
     height, width = image.shape[:2]
@@ -134,7 +128,12 @@ def _pipeline_description(pipeline: FacePipeline) -> dict[str, Any]:
 
 
 class FaceNetMtcnn:
-    """The product's path: ``FacePipeline.detect`` -> central face -> its crop -> FaceNet."""
+    """The product's path, exactly as a worker runs it: ``FacePipeline.process`` (detection
+    with its second pass, the crop, alignment and flip: whatever the pipeline is configured
+    with; ``workers.runtime.build_pipeline`` configures it from the settings), then the face
+    the image's label names (``models.face.prominent_face``). Every face of the image is
+    embedded, as the worker does, and the labelled one is kept. ``facesearch calibrate``
+    fits on these very vectors, so both share one cache."""
 
     name = "mtcnn-facenet"
 
@@ -143,6 +142,7 @@ class FaceNetMtcnn:
         self.dim = pipeline.dim
 
     def describe(self) -> dict[str, Any]:
+        second = getattr(self.pipeline._detector, "second_pass", None)  # no public accessor
         return {
             **_pipeline_description(self.pipeline),
             "detector": "mtcnn",
@@ -152,24 +152,24 @@ class FaceNetMtcnn:
             "max_faces": self.pipeline.max_faces,
             "max_detect_side": self.pipeline._detector.max_detect_side,  # no public accessor
             "face": LABELLED_FACE,
+            "embedding_version": self.pipeline.embedding_version,
+            "align": self.pipeline.align,
+            "flip": self.pipeline.flip,
+            "second_pass": None if second is None else asdict(second),
         }
 
     def embed(self, images: Sequence[np.ndarray]) -> EmbedResult:
         result = _empty(len(images), self.dim)
-        detections = self.pipeline.detect(images)
-        size = self.pipeline.spec.image_size
-        rows, crops = [], []
-        for i, (image, found) in enumerate(zip(images, detections, strict=True)):
-            result.faces[i] = len(found)
-            chosen = labelled_detection(found, image.shape)
+        for i, (image, faces) in enumerate(zip(images, self.pipeline.process(images), strict=True)):
+            result.faces[i] = len(faces)
+            chosen = prominent_face(
+                [f.box for f in faces], int(image.shape[1]), int(image.shape[0])
+            )
             if chosen is None:
                 continue
-            result.boxes[i] = chosen.box
-            rows.append(i)
-            crops.append(crop_face(image, chosen.box, margin=self.pipeline.margin, size=size))
-        if crops:
-            result.vectors[rows] = self.pipeline.embed(np.stack(crops))
-            result.found[rows] = True
+            result.vectors[i] = faces[chosen].embedding
+            result.boxes[i] = faces[chosen].box
+            result.found[i] = True
         return result
 
 

@@ -222,6 +222,22 @@ def face_pipeline():  # type: ignore[no-untyped-def]
     return pipeline
 
 
+@pytest.fixture(scope="session")
+def product_pipeline():  # type: ignore[no-untyped-def]
+    """The pipeline the workers run with the default settings (``build_pipeline``: the
+    product's recipe, its detector settings and second pass), loaded once for the whole run.
+    ``face_pipeline`` is the plain pipeline (the original recipe) that most tests use."""
+    from core.settings import Settings
+    from workers.pipeline import DEFAULT_MODEL
+    from workers.pipeline.weights import pull
+    from workers.runtime import build_pipeline
+
+    pull(DEFAULT_MODEL, MODEL_DIR)
+    pipeline = build_pipeline(Settings(_env_file=None, model_dir=MODEL_DIR))  # type: ignore[call-arg]
+    pipeline.load()
+    return pipeline
+
+
 # --- Milvus backends for the index tests -------------------------------------------------
 
 # Set (to the server's URI) in the run that tests/test_index.py starts inside the network

@@ -191,7 +191,7 @@ def test_centre_crop_takes_the_centred_square() -> None:
 
 @pytest.mark.slow
 def test_evaluation_end_to_end_on_a_few_identities(
-    face_pipeline,  # type: ignore[no-untyped-def]
+    product_pipeline,  # type: ignore[no-untyped-def]
     lfw_faces: dict[str, list[LfwImage]],
     tmp_path: Path,
 ) -> None:
@@ -214,7 +214,7 @@ def test_evaluation_end_to_end_on_a_few_identities(
         resnet50_weights=None,
         command="pytest",
     )
-    data = evaluate(config, pipeline=lambda: face_pipeline, dataset=dataset, pairs_lines=pairs)
+    data = evaluate(config, pipeline=lambda: product_pipeline, dataset=dataset, pairs_lines=pairs)
     rows = data["pipelines"]
     assert data["queries"] == 18
     assert data["query_identities"] == 4
@@ -241,7 +241,7 @@ def test_evaluation_end_to_end_on_a_few_identities(
     assert paths["grid"].stat().st_size > 0
 
     # The second run embeds nothing: every vector comes from the cache.
-    again = evaluate(config, pipeline=lambda: face_pipeline, dataset=dataset, pairs_lines=pairs)
+    again = evaluate(config, pipeline=lambda: product_pipeline, dataset=dataset, pairs_lines=pairs)
     assert again["embedders"]["mtcnn-facenet"]["embedded_now"] == 0
     assert again["pipelines"]["mtcnn-facenet-knn"]["metrics"] == exact["metrics"]
 

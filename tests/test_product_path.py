@@ -96,7 +96,7 @@ def two_people(big: LfwImage, small: LfwImage) -> bytes:
 def test_the_product_path_agrees_with_the_harness_query_by_query(
     served: tuple[str, str],
     lfw_faces: dict[str, list[LfwImage]],
-    face_pipeline: Any,
+    product_pipeline: Any,
     tmp_path: Path,
 ) -> None:
     images = [image for group in lfw_faces.values() for image in group]
@@ -112,7 +112,9 @@ def test_the_product_path_agrees_with_the_harness_query_by_query(
     product = run_product_path(dataset, queries, url=url, key=key, quiet=True)
     assert product.job["status"] == "succeeded", product.job
     assert sorted(product.image_of) == list(range(len(dataset)))
-    ranks, _ = harness_ranks(dataset, queries, pipeline=face_pipeline, cache_dir=tmp_path)
+    # The recipe the served worker embeds with (the default settings), as `facesearch eval
+    # --through-api` builds it.
+    ranks, _ = harness_ranks(dataset, queries, pipeline=product_pipeline, cache_dir=tmp_path)
     result = compare(dataset, product, ranks)
     print("\n".join(comparison_table(result)))  # shown with -s: the figures side by side
 
