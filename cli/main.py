@@ -284,8 +284,7 @@ def _run_worker_process(spec: ProcessSpec) -> None:
 @click.option("--wait/--no-wait", default=False, help="Poll the job until it finishes.")
 def reindex(wait: bool) -> None:
     """Rebuild the vector index from Postgres (queued to the index writer)."""
-    import time  # noqa: PLC0415
-
+    from cli.follow import follow_job  # noqa: PLC0415
     from core.queue import REINDEX_TASK, make_celery  # noqa: PLC0415
     from models import DEFAULT_GALLERY_ID, Job, JobKind  # noqa: PLC0415
     from models.db import make_engine, make_session_factory, session_scope  # noqa: PLC0415
@@ -300,13 +299,8 @@ def reindex(wait: bool) -> None:
         job_id = job.id
     make_celery(settings).send_task(REINDEX_TASK, kwargs={"job_id": job_id})
     click.echo(f"reindex job {job_id} queued")
-    while wait:
-        with session_scope(sessions) as session:
-            job = session.get_one(Job, job_id)
-            if job.status.finished:
-                click.echo(f"{job.status.value}: {job.result or job.error}")
-                return
-        time.sleep(1)
+    if wait:
+        follow_job(sessions, job_id, every_s=1)
 
 
 @cli.command()

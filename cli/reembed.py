@@ -3,12 +3,11 @@ serve searches from it (``services.reembed``, ``workers.reembed``)."""
 
 from __future__ import annotations
 
-import time
-
 import click
 
+from cli.follow import follow_job
 from core.settings import get_settings
-from models import Job, version_name
+from models import version_name
 from models.db import make_engine, make_session_factory, session_scope
 from services.reembed import REEMBED_TASK, ReembedRefusedError, create_reembed_job, plan
 
@@ -51,11 +50,5 @@ def reembed(dry_run: bool, wait: bool) -> None:
         raise click.ClickException(str(exc)) from None
     make_celery(settings).send_task(REEMBED_TASK, kwargs={"job_id": job_id})
     click.echo(f"reembed job {job_id} queued")
-    while wait:
-        with session_scope(sessions) as session:
-            job = session.get_one(Job, job_id)
-            if job.status.finished:
-                click.echo(f"{job.status.value}: {job.result or job.error}")
-                return
-            click.echo(f"{job.params.get('phase')}: {job.done + job.failed}/{job.total}")
-        time.sleep(5)
+    if wait:
+        follow_job(sessions, job_id, every_s=5, show_progress=True)
