@@ -31,7 +31,6 @@ answered 202) polling its job every 20 ms. Queries are LFW images that are not i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -57,6 +56,7 @@ from scripts.bench_ingest import (  # noqa: E402
     RssMonitor,
     Stack,
     lfw_members,
+    raise_priority,
     say,
     stack,
     write_subset,
@@ -227,24 +227,6 @@ class CpuAccount:
         rest = busy - self.start_system[0] - sum(spent.values())
         self.figures["rest of the machine"] = round(rest, 1)
         self.figures["idle_s"] = round(idle - self.start_system[1], 1)
-
-
-def raise_priority(by: int) -> None:
-    """Favour this script and everything it starts afterwards over other work on the machine
-    by ``by`` nice steps (needs root): on a machine shared with other work, the stack under
-    test then gets the CPU first. Called once, before any thread or stack is started: threads
-    and processes inherit their creator's nice value, so every part of every stack starts at
-    the same offsets as in production (the ingest worker's own +10 above the search worker),
-    whichever phase it serves.
-
-    Two levers, as Linux schedules in two levels. With autogroups (``sched_autogroup_enabled``)
-    the CPU is first shared fairly between sessions whatever their processes' nice values, so
-    the session's own nice value is lowered (``/proc/self/autogroup``). Within the session,
-    this thread's nice value is lowered (Linux keeps one per thread)."""
-    # Without autogroups (or the right to), the thread nice value below still applies.
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text(str(max(-20, -by)))
-    os.setpriority(os.PRIO_PROCESS, 0, max(-20, os.getpriority(os.PRIO_PROCESS, 0) - by))
 
 
 def images_per_s(job: dict, wall_s: float) -> float:
