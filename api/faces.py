@@ -81,7 +81,7 @@ def put_face_label(face_id: int, body: dict[str, Any]) -> dict[str, Any]:
     label = (body.get("label") or "").strip()
     if not label:
         raise ApiError(422, "label: send the face's label, not blank", code="invalid_input")
-    set_face_label(face, label)
+    set_face_label(db(), face, label)
     db().commit()
     log.info("face labelled", face_id=face_id)  # not the label itself: the log keeps no names
     return _render(face)
@@ -98,7 +98,7 @@ def put_face_label(face_id: int, body: dict[str, Any]) -> dict[str, Any]:
 @requires(Scope.WRITE)
 def delete_face_label(face_id: int) -> dict[str, Any]:
     face = _face_or_404(face_id)
-    set_face_label(face, None)
+    set_face_label(db(), face, None)
     db().commit()
     log.info("face unlabelled", face_id=face_id)
     return _render(face)

@@ -119,3 +119,20 @@ def prominent_face(boxes: Sequence[Sequence[int]], width: int, height: int) -> i
         return (off_centre, -areas[position], position)
 
     return min((i for i in range(len(boxes)) if areas[i] >= floor), key=key)
+
+
+# A face of one embedding version is the face of another version it overlaps at least this
+# much (intersection over union): the same detector on the same pixels finds the same box,
+# give or take a few pixels; two different faces of one image never overlap this much.
+LABEL_IOU = 0.5
+
+
+def iou(a: Sequence[int], b: Sequence[int]) -> float:
+    """Intersection over union of two (x, y, width, height) boxes."""
+    ax, ay, aw, ah = (int(v) for v in a[:4])
+    bx, by, bw, bh = (int(v) for v in b[:4])
+    w = min(ax + aw, bx + bw) - max(ax, bx)
+    h = min(ay + ah, by + bh) - max(ay, by)
+    inter = max(w, 0) * max(h, 0)
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0

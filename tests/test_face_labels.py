@@ -50,12 +50,18 @@ def test_no_face_no_choice() -> None:
 # --- the routes, on rows the worker would have written -----------------------------------------
 
 
-def add_face(session: Session, image: Image, index: int, box: tuple[int, int, int, int]) -> Face:
+def add_face(
+    session: Session,
+    image: Image,
+    index: int,
+    box: tuple[int, int, int, int],
+    model_name: str = "m",
+) -> Face:
     x, y, w, h = box
     face = Face(
         image_id=image.id,
         face_index=index,
-        model_name="m",
+        model_name=model_name,
         dim=2,
         embedding=np.zeros(2, "<f4").tobytes(),
         box_x=x,
@@ -106,6 +112,31 @@ def test_a_face_is_labelled_relabelled_and_unlabelled_on_its_own(
     assert cleared.status_code == 200
     assert cleared.get_json()["label"] is None
     assert client.get("/v1/labels").get_json()["items"] == []
+
+
+def test_a_label_reaches_the_same_face_of_the_other_embedding_version(
+    client: FlaskClient, session: Session, two_faces: tuple[Image, Face, Face]
+) -> None:
+    """During a re-embed an image holds its faces twice, one set per embedding version;
+    searches read the old set until the switch, and the new set is what stays after it. A
+    label set meanwhile on an old face goes to the new face its box overlaps, so it is not
+    lost at the switch; the other faces keep theirs."""
+    image, big, small = two_faces
+    # The new version's faces: a few pixels off, as a new crop recipe's detection gives.
+    new_big = add_face(session, image, 0, (3, 2, 40, 41), model_name="m+flip")
+    new_small = add_face(session, image, 1, (51, 11, 20, 20), model_name="m+flip")
+    session.commit()
+
+    assert client.put(f"/v1/faces/{small.id}/label", json={"label": "Ada"}).status_code == 200
+    labels = {f.id: f.label for f in session.scalars(select(Face).where(Face.image_id == image.id))}
+    assert labels == {big.id: None, small.id: "Ada", new_big.id: None, new_small.id: "Ada"}
+
+    # Unlabelling, or labelling a face of the new version, reaches its twin the same way.
+    assert client.delete(f"/v1/faces/{small.id}/label").status_code == 200
+    assert client.put(f"/v1/faces/{new_big.id}/label", json={"label": "Bo"}).status_code == 200
+    session.expire_all()
+    labels = {f.id: f.label for f in session.scalars(select(Face).where(Face.image_id == image.id))}
+    assert labels == {big.id: "Bo", small.id: None, new_big.id: "Bo", new_small.id: None}
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ from core.storage import ObjectNotFound, ObjectStore
 from models import Face, Image, ImageStatus, Job, JobStatus, ServedVersion, utcnow
 from models.db import session_scope
 from models.embedding import model_of
-from models.face import prominent_face
+from models.face import LABEL_IOU, iou, prominent_face
 from services.jobs import close_job
 from services.reembed import EMBEDDED_STATUSES
 from workers.ingest import IndexRequest, _detect_isolating_failures, _face_rows
@@ -61,10 +61,6 @@ __all__ = [
 REEMBED_BUDGET_S = 120.0
 # While the index writer catches up, the job looks again after this many seconds.
 INDEX_WAIT_S = 5.0
-# A new face is the old face it overlaps at least this much (intersection over union): the
-# same detector on the same pixels finds the same box, give or take a few pixels; two
-# different faces of one image never overlap this much.
-LABEL_IOU = 0.5
 # Failures listed in the job's result (all are counted, and each image records its own).
 FAILURES_LISTED = 100
 MISSING_BYTES_REASON = "the stored image is missing: its faces could not be embedded again"
@@ -75,17 +71,6 @@ DropCollections = Callable[[list[str]], None]
 ContinueLater = Callable[[float], None]
 
 Box = Sequence[int]
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x, y, width, height) boxes."""
-    ax, ay, aw, ah = (int(v) for v in a[:4])
-    bx, by, bw, bh = (int(v) for v in b[:4])
-    w = min(ax + aw, bx + bw) - max(ax, bx)
-    h = min(ay + ah, by + bh) - max(ay, by)
-    inter = max(w, 0) * max(h, 0)
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 def carry_labels(
@@ -297,7 +282,12 @@ def _write(
     images = {
         row.id: row
         for row in session.execute(
-            select(Image.id, Image.label, Image.width, Image.height).where(Image.id.in_(ids))
+            # Locked: a face relabelled meanwhile (services.faces.set_face_label, which
+            # locks the image too) is either read here or sees these faces once committed.
+            select(Image.id, Image.label, Image.width, Image.height)
+            .where(Image.id.in_(ids))
+            .order_by(Image.id)
+            .with_for_update()
         )
     }
     old: dict[int, list[tuple[Box, str | None]]] = {}
