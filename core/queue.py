@@ -75,7 +75,9 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
         folder = settings.broker_folder
         (folder / "queue").mkdir(parents=True, exist_ok=True)
         (folder / "processed").mkdir(parents=True, exist_ok=True)
-        return "filesystem://", {
+        from core import fs_broker  # noqa: PLC0415 (registers the transport's scheme)
+
+        return f"{fs_broker.SCHEME}://", {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
