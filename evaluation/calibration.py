@@ -759,7 +759,8 @@ def eval_report_notes(embedders: Mapping[str, Any]) -> list[str]:
     if not info:
         return []
     recipe = info["description"]
-    path = CALIBRATION_DIR / f"{recipe['model']}.json"
+    # Calibrations are named by embedding version (the model alone for the original recipe).
+    path = CALIBRATION_DIR / f"{recipe.get('embedding_version', recipe['model'])}.json"
     if not path.is_file():
         return []
     stored = json.loads(path.read_text())

@@ -22,6 +22,7 @@ from core.verdict import CALIBRATION_DIR, Calibration, calibration_for, same_per
 from evaluation.calibration import (
     VERDICT_BANDS,
     cross_validate,
+    eval_report_notes,
     fit_calibration,
     fit_isotonic,
     fit_platt,
@@ -204,6 +205,22 @@ def test_the_calibration_is_of_the_products_recipe() -> None:
         "the product's embedding recipe changed: run `facesearch calibrate` and commit "
         f"core/calibration/{pipeline.embedding_version}.json"
     )
+
+
+def test_the_evaluation_report_quotes_the_calibration_of_its_own_recipe() -> None:
+    """`facesearch eval`'s report quotes the committed calibration of the recipe it measured
+    (files are named by embedding version), and says so when none was fitted on it."""
+    pipeline = build_pipeline(Settings(_env_file=None))  # type: ignore[call-arg]
+    described = {"mtcnn-facenet": {"description": FaceNetMtcnn(pipeline).describe()}}
+    text = "\n".join(eval_report_notes(described))
+    stored = json.loads((CALIBRATION_DIR / f"{PRODUCT}.json").read_text())
+    assert f"core/calibration/{PRODUCT}.json" in text
+    assert f"at score {stored['threshold']:.4f}" in text
+    assert "another recipe" not in text
+
+    other = {**described["mtcnn-facenet"]["description"], "min_confidence": 0.5}
+    text = "\n".join(eval_report_notes({"mtcnn-facenet": {"description": other}}))
+    assert "was fitted on another recipe of these vectors" in text
 
 
 def test_the_original_recipes_calibration_is_kept_for_galleries_not_yet_reembedded() -> None:
