@@ -1,8 +1,8 @@
 """Benchmark the face pipeline on LFW images.
 
-Loads one FacePipeline, reads N images straight out of the LFW archive and runs process()
-over them at several batch sizes, printing images/s, faces/s and ms per face, with the
-detection / embedding split.
+Loads the workers' pipeline (``build_pipeline``: the configured recipe), reads N images
+straight out of the LFW archive and runs process() over them at several batch sizes, printing
+images/s, faces/s and ms per face, with the detection / embedding split.
 
     .venv/bin/python scripts/bench_pipeline.py                 # 256 images, batch 1 8 32 64
     .venv/bin/python scripts/bench_pipeline.py -n 512 -b 32 64
@@ -28,7 +28,9 @@ from PIL import Image
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from workers.pipeline import DEFAULT_MODEL, FacePipeline, crop_faces, pull  # noqa: E402
+from core.settings import get_settings  # noqa: E402
+from workers.pipeline import DEFAULT_MODEL, crop_faces, pull  # noqa: E402
+from workers.runtime import build_pipeline  # noqa: E402
 
 DEFAULT_ARCHIVE = PROJECT_ROOT.parent / "shared" / "lfw" / "lfw-deepfunneled.tgz"
 DEFAULT_MODEL_DIR = Path.home() / ".cache" / "facesearch" / "models"
@@ -76,10 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     images = read_lfw(args.archive, args.images)
     print(f"read {len(images)} LFW images in {time.perf_counter() - started:.1f} s")
 
-    pipeline = FacePipeline(model_name=args.model, weights_dir=args.model_dir)
+    # The workers' own pipeline: the configured recipe (margin, alignment, flip, second pass).
+    settings = get_settings().model_copy(
+        update={"model_name": args.model, "model_dir": args.model_dir}
+    )
+    pipeline = build_pipeline(settings)
     pipeline.load()
     print(
-        f"loaded {pipeline.model_name} ({pipeline.dim}-d) in {pipeline.load_seconds:.1f} s; "
+        f"loaded {pipeline.embedding_version} ({pipeline.dim}-d) in "
+        f"{pipeline.load_seconds:.1f} s; "
         f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}"
     )

@@ -109,15 +109,13 @@ def pipeline_alone(archive: Path, limit: int | None, batch: int) -> Figures:
     """In this process: the model's own rate, the images decoded beforehand (not timed)."""
     from core.images import decode_rgb  # noqa: PLC0415
     from core.settings import get_settings  # noqa: PLC0415
-    from workers.pipeline import FacePipeline  # noqa: PLC0415
+    from workers.runtime import build_pipeline  # noqa: PLC0415
 
     settings = get_settings()
-    pipeline = FacePipeline(
-        model_name=settings.model_name,
-        weights_dir=settings.model_dir,
-        batch_size=batch,
-        max_detect_side=settings.detect_max_side or None,
-    )
+    # The workers' own pipeline (the configured recipe: margin, alignment, flip, second
+    # pass), at the batch size asked.
+    pipeline = build_pipeline(settings)
+    pipeline.batch_size = batch
     pipeline.load()
     figures = Figures("pipeline")
     chunk: list[Any] = []
