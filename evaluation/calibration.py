@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +42,7 @@ import numpy as np
 from core.verdict import CALIBRATION_DIR
 
 from .dataset import Dataset, Pair, load_dataset, parse_pairs
+from .invocation import command_line
 from .verification import best_threshold
 
 if TYPE_CHECKING:
@@ -718,7 +717,7 @@ def run_calibrate(
     cache = EmbeddingCache(cache_dir, embedder)
     embedded, _ = embed_dataset(embedder, dataset, cache)
     result = calibrate(dataset, pairs, embedded.vectors, embedded.found)
-    command = shlex.join(["facesearch", *sys.argv[1:]])
+    command = command_line()
     stored = calibration_file(
         result,
         model=pipeline.embedding_version,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from cli.lfw import default_archive
 from core.settings import get_settings
 from workers.runtime import build_pipeline  # cheap: TensorFlow loads with the model
 
+from .invocation import command_line
 from .report import results_table, write_report
 from .runner import PIPELINES, EvalConfig, evaluate
 
@@ -69,7 +69,7 @@ def run_eval(
         index_type=settings.milvus_index_type,
         search_ef=settings.milvus_search_ef,
         depth=depth,
-        command=shlex.join(["facesearch", *sys.argv[1:]]),
+        command=command_line(),
     )
 
     def product_pipeline() -> FacePipeline:
@@ -158,7 +158,7 @@ def run_through_api(
     )
     result = compare(dataset, product, ranks)
     result |= {
-        "command": shlex.join(["facesearch", *sys.argv[1:]]),
+        "command": command_line(),
         "archive": str(archive),
         "images": len(dataset),
         "seed": seed,

@@ -31,6 +31,7 @@ from .embedders import (
     WeightsUnavailableError,
     embed_dataset,
 )
+from .invocation import redacted
 from .metrics import summarize, truncate
 from .search import Retrieval, exact_knn, index_knn, neighbour_recall
 from .verification import verify
@@ -314,7 +315,7 @@ def evaluate(
             **_versions(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
-            "argv": sys.argv,
+            "argv": redacted(sys.argv),
         },
         "seconds": {
             "read_archive": round(read_seconds, 1),

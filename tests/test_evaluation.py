@@ -21,6 +21,7 @@ from evaluation.embedders import (
     centre_crop,
     embed_dataset,
 )
+from evaluation.invocation import command_line, redacted
 from evaluation.metrics import (
     average_precision,
     precision_at_k,
@@ -303,3 +304,16 @@ def test_eval_command_refuses_an_unknown_pipeline(lfw_archive: Path) -> None:
     )
     assert result.exit_code == 2
     assert "mtcnn-facenet-milvus" in result.output
+
+
+def test_a_report_never_records_the_api_key_it_was_run_with() -> None:
+    key = "fsk_0123abcd_secretsecret"
+    line = command_line(["eval", "--through-api", "--key", key, "--queries", "2000"])
+    assert line == "facesearch eval --through-api --key '$FACESEARCH_KEY' --queries 2000"
+    assert redacted(["facesearch", f"--key={key}", "--seed", "0"]) == [
+        "facesearch",
+        "--key=$FACESEARCH_KEY",
+        "--seed",
+        "0",
+    ]
+    assert key not in command_line(["eval", "--key", key])
