@@ -15,13 +15,14 @@ from cli.lfw import LfwImage
 from cli.main import cli
 from models import Face, Image, ImageStatus, Job, JobStatus, served_version, version_name
 from models.embedding import NAMED_MARGIN, ServedVersion
+from models.face import iou
 from services.reembed import ReembedRefusedError, create_reembed_job, plan
 from tests.test_tasks import Harness, files, harness  # noqa: F401 (the fixture, used by name)
 from workers import reembed as reembed_module
 from workers.indexing import run_index
 from workers.pipeline import parse_version
 from workers.pipeline.weights import DEFAULT_MODEL
-from workers.reembed import MISSING_BYTES_REASON, carry_labels, iou, run_reembed
+from workers.reembed import MISSING_BYTES_REASON, carry_labels, run_reembed
 
 OLD = DEFAULT_MODEL  # the original recipe: margin 0.25, no alignment, no flip
 NEW = version_name(DEFAULT_MODEL, margin=0.1, align=True, flip=True)

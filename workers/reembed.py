@@ -49,11 +49,9 @@ log = get_logger(__name__)
 
 __all__ = [
     "INDEX_WAIT_S",
-    "LABEL_IOU",
     "MISSING_BYTES_REASON",
     "REEMBED_BUDGET_S",
     "carry_labels",
-    "iou",
     "run_reembed",
 ]
 
