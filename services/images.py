@@ -113,8 +113,10 @@ def new_image(
     size_bytes: int,
     filename: str,
     label: str | None,
+    flush: bool = True,
 ) -> Image:
-    """A pending image row (flushed: it has its id), waiting for the pipeline."""
+    """A pending image row, waiting for the pipeline; flushed (it has its id) unless
+    ``flush`` is False, for a caller that adds many and flushes them in one statement."""
     image = Image(
         gallery_id=gallery_id,
         sha256=sha256,
@@ -127,7 +129,8 @@ def new_image(
         label=label,
     )
     session.add(image)
-    session.flush()
+    if flush:
+        session.flush()
     return image
 
 

@@ -39,6 +39,7 @@ from core.settings import get_settings
 from core.storage import ObjectNotFound, ObjectStore, content_key
 from models import (
     MAX_LABEL,
+    Image,
     ItemStatus,
     Job,
     JobItem,
@@ -196,6 +197,34 @@ def _record(
     )
     with ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="archive-check") as pool:
         present = dict(zip(to_check, pool.map(still_stored, to_check), strict=True))
+    # The batch's new images first, all inserted by one flush (one statement, not a round
+    # trip each): the first member with the bytes makes the image, as the loop below expects.
+    fresh: dict[str, Image] = {}
+    for s in scanned:
+        if (
+            s.position in done
+            or s.error is not None
+            or s.sha256 is None
+            or s.info is None
+            or s.object_key is None
+            or s.sha256 in known
+            or s.sha256 in fresh
+            or not present.get(s.object_key, False)
+        ):
+            continue
+        fresh[s.sha256] = new_image(
+            session,
+            gallery_id=gallery_id,
+            sha256=s.sha256,
+            object_key=s.object_key,
+            info=s.info,
+            size_bytes=s.size,
+            filename=s.name,
+            label=s.label,
+            flush=False,
+        )
+    if fresh:
+        session.flush()
     for s in scanned:
         if s.position in done:
             continue
@@ -203,6 +232,12 @@ def _record(
         session.add(item)
         if s.error is not None or s.sha256 is None or s.info is None or s.object_key is None:
             item.status, item.error = ItemStatus.FAILED, s.error
+            continue
+        if (image := fresh.pop(s.sha256, None)) is not None:
+            # Its first member; a later one with the same bytes is a repeat (known below).
+            known[s.sha256] = image
+            in_job.add(image.id)
+            item.image_id = image.id
             continue
         if (known_image := known.get(s.sha256)) is not None:
             add_known_image(
@@ -213,22 +248,7 @@ def _record(
             )
             in_job.add(known_image.id)
             continue
-        if not present.get(s.object_key, False):
-            item.status, item.error = ItemStatus.FAILED, BYTES_REMOVED_REASON
-            continue
-        image = new_image(
-            session,
-            gallery_id=gallery_id,
-            sha256=s.sha256,
-            object_key=s.object_key,
-            info=s.info,
-            size_bytes=s.size,
-            filename=s.name,
-            label=s.label,
-        )
-        known[s.sha256] = image
-        in_job.add(image.id)
-        item.image_id = image.id
+        item.status, item.error = ItemStatus.FAILED, BYTES_REMOVED_REASON
 
 
 def _add_to_progress(session: Session, job_id: str, positions: Sequence[int]) -> None:
@@ -391,7 +411,21 @@ def scan_archive(
     # Members are checked and stored on a few threads (each store is a round trip or two),
     # at most 2 x STORE_THREADS at a time: no more members' bytes than that are held.
     slots = threading.BoundedSemaphore(2 * STORE_THREADS)
-    with ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="archive-store") as pool:
+    # A batch's rows are written on a thread of their own while the next batch is read (the
+    # reader stood still for every commit); one batch at a time, in order, so positions are
+    # recorded as they come and a rerun's "last recorded position" still holds.
+    committing: Future[bool] | None = None
+
+    def commit_later(checked: list[Future[Scanned]]) -> Future[bool]:
+        return rows.submit(
+            contextvars.copy_context().run,
+            lambda: _commit_batch(sessions, store, job_id, [f.result() for f in checked]),
+        )
+
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="archive-rows") as rows,
+        ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="archive-store") as pool,
+    ):
         try:
             with store.open(key) as stream:
                 members = iter_members(
@@ -408,18 +442,20 @@ def scan_archive(
                     checking.add_done_callback(lambda _: slots.release())
                     batch.append(checking)
                     if len(batch) >= scan_batch:
-                        scanned = [f.result() for f in batch]
-                        if not _commit_batch(sessions, store, job_id, scanned):
+                        if committing is not None and not committing.result():
                             return False
-                        batch = []
-                        if deadline is not None and time.monotonic() >= deadline:
-                            return False
-                        if stop is not None and stop.is_set():
+                        committing, batch = commit_later(batch), []
+                        if (deadline is not None and time.monotonic() >= deadline) or (
+                            stop is not None and stop.is_set()
+                        ):
+                            committing.result()  # recorded (or its error raised) first
                             return False
         except ObjectNotFound:
             error = f"the archive {key!r} is not in the object store"
         except ArchiveError as exc:
             error = str(exc)
+        if committing is not None and not committing.result():
+            return False
         if batch and not _commit_batch(sessions, store, job_id, [f.result() for f in batch]):
             return False
     _mark_scanned(sessions, job_id, error, position + 1, send_deliveries)
