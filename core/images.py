@@ -95,7 +95,9 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 def _load(image: Image.Image) -> Image.Image:
     try:
         image.load()  # the full decode: finds truncated and corrupt data
-        return ImageOps.exif_transpose(image)
+        # In place: otherwise an upright image (nearly all) is copied whole for nothing.
+        ImageOps.exif_transpose(image, in_place=True)
+        return image
     except Exception as exc:
         # Truncation and corruption surface as OSError, SyntaxError, ValueError, EOFError,
         # struct.error and others, depending on the format plugin; all are a refusal.
@@ -147,4 +149,6 @@ def decode_rgb(data: bytes, *, max_pixels: int) -> np.ndarray:
         array = np.asarray(image, dtype=np.float64)
         span = float(array.max() - array.min()) or 1.0
         image = Image.fromarray(((array - array.min()) * (255.0 / span)).astype(np.uint8))
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if image.mode != "RGB":  # convert() copies even an RGB image
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8)
