@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -134,6 +136,23 @@ def new_image(
     return image
 
 
+# Object-store requests one upload request has in flight at once: a request of many files
+# would otherwise wait for each file's round trips one after another.
+STORE_THREADS = 8
+
+
+def store_files(store: ObjectStore, uploads: Sequence[UploadedFile]) -> None:
+    """Store each upload's bytes (once, content-addressed), several at a time; the first
+    error of the store is raised."""
+    if len(uploads) <= 1:
+        for upload in uploads:
+            store_file(store, upload)
+        return
+    with ThreadPoolExecutor(min(STORE_THREADS, len(uploads))) as pool:
+        for _ in pool.map(partial(store_file, store), uploads):
+            pass
+
+
 def store_file(store: ObjectStore, upload: UploadedFile) -> str:
     """Store the bytes under their content address (once), return the key."""
     assert upload.info is not None
@@ -164,6 +183,28 @@ def create_ingest_job(
         session, gallery_id=gallery_id, digests=(u.sha256 for u in uploads if u.error is None)
     )
     busy = queued_elsewhere(session, (image.id for image in known.values()))
+    # The request's new images first, all inserted by one flush (not a round trip each); the
+    # first file with the bytes makes the image, a repeat in the same request is skipped.
+    fresh: dict[str, Image] = {}
+    to_store: list[UploadedFile] = []
+    for position, upload in enumerate(uploads):
+        if upload.error is not None or upload.sha256 in known or upload.sha256 in fresh:
+            continue
+        assert upload.info is not None
+        to_store.append(upload)
+        fresh[upload.sha256] = new_image(
+            session,
+            gallery_id=gallery_id,
+            sha256=upload.sha256,
+            object_key=content_key(upload.sha256),
+            info=upload.info,
+            size_bytes=len(upload.data),
+            filename=upload.filename,
+            label=labels[position],
+            flush=False,
+        )
+    if fresh:
+        session.flush()
     in_job: set[int] = set()
     for position, upload in enumerate(uploads):
         item = JobItem(position=position, name=upload.filename)
@@ -171,31 +212,22 @@ def create_ingest_job(
         if upload.error is not None:
             item.status, item.error = ItemStatus.FAILED, upload.error.message
             continue
-        assert upload.info is not None
-        if (known_image := known.get(upload.sha256)) is not None:
-            add_known_image(
-                item,
-                known_image,
-                already_in_job=known_image.id in in_job,
-                queued_in=busy.get(known_image.id),
-            )
-            if item.status == ItemStatus.PENDING:
-                store_file(store, upload)  # a failed image's bytes may be what was missing
-            in_job.add(known_image.id)
+        if (image := fresh.pop(upload.sha256, None)) is not None:
+            known[upload.sha256] = image
+            in_job.add(image.id)
+            item.image_id = image.id
             continue
-        image = new_image(
-            session,
-            gallery_id=gallery_id,
-            sha256=upload.sha256,
-            object_key=store_file(store, upload),
-            info=upload.info,
-            size_bytes=len(upload.data),
-            filename=upload.filename,
-            label=labels[position],
+        known_image = known[upload.sha256]
+        add_known_image(
+            item,
+            known_image,
+            already_in_job=known_image.id in in_job,
+            queued_in=busy.get(known_image.id),
         )
-        known[upload.sha256] = image
-        in_job.add(image.id)
-        item.image_id = image.id
+        if item.status == ItemStatus.PENDING:
+            to_store.append(upload)  # a failed image's bytes may be what was missing
+        in_job.add(known_image.id)
+    store_files(store, to_store)
     session.flush()
     refresh_progress(session, job)
     return job

@@ -3,6 +3,7 @@ what the API itself promises (validation, rows, stored bytes, queued tasks, clea
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -198,6 +199,26 @@ def test_decompression_bomb_is_refused(client: FlaskClient) -> None:
     response = upload(client, (buffer.getvalue(), "bomb.png"))
     assert response.status_code == 422
     assert error_of(response)["code"] == "too_many_pixels"
+
+
+def test_many_files_each_get_their_own_image_and_stored_bytes(
+    client: FlaskClient, settings: Settings, session: Session
+) -> None:
+    """A request's new images are inserted together and its bytes stored several at a
+    time: every item must still point at the image of its own bytes."""
+    blobs = [jpeg(20 + i) for i in range(6)]
+    files = [(b, f"{i}.jpg") for i, b in enumerate(blobs)] + [(blobs[2], "2-again.jpg")]
+    response = upload(client, *files)
+    assert response.status_code == 202
+    job = session.get_one(Job, response.get_json()["job_id"])
+    items = sorted(job.items, key=lambda item: item.position)
+    assert [item.status for item in items] == [ItemStatus.PENDING] * 6 + [ItemStatus.SKIPPED]
+    for item, data in zip(items, [*blobs, blobs[2]], strict=True):
+        image = session.get_one(Image, item.image_id)
+        assert image.sha256 == hashlib.sha256(data).hexdigest()
+        assert image.filename == item.name.replace("-again", "")
+    stored = [p for p in (settings.data_dir / "objects").rglob("*") if p.is_file()]
+    assert sorted(p.read_bytes() for p in stored) == sorted(blobs)
 
 
 def test_mixed_upload_keeps_the_good_files_and_records_the_bad(
