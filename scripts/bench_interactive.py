@@ -2,8 +2,9 @@
 the ingest's images/s with and without the searches, on the distributed stack.
 
 Each stack is fresh (see scripts/bench_ingest.py): a Postgres database, a Redis database, an
-S3 server (moto) and a ``milvus-lite server`` on loopback, the API (``facesearch serve``) and
-the workers in the layout under test:
+S3 server (nanio in a process of its own, or moto in this one with ``--s3 moto``) and a
+``milvus-lite server`` on loopback, the API (``facesearch serve``) and the workers in the
+layout under test:
 
 - split (the default layout): ``facesearch worker``, one process per workload: search,
   ingest, io and index;
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import signal
@@ -53,10 +53,12 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from cli.ingest import upload  # noqa: E402
 from cli.lfw import default_archive  # noqa: E402
 from scripts.bench_ingest import (  # noqa: E402
+    S3_SERVERS,
     RssMonitor,
     Stack,
     lfw_members,
     raise_priority,
+    s3_server,
     say,
     stack,
     write_subset,
@@ -160,20 +162,24 @@ class Searcher(threading.Thread):
 
 class CpuAccount:
     """CPU seconds (user + system) spent by each part of the stack between two snapshots,
-    from /proc: this script (the HTTP client and moto's S3 server, which runs in it), the
-    API, each worker process by its workload, milvus-lite, Postgres, Redis, and the rest of
-    the machine. Where the searches' cost lands, and whether the ingest had the CPU it wanted
-    (``idle_s``: both cores' idle time)."""
+    from /proc: this script (the HTTP client, and moto's S3 server when it runs in it), the
+    S3 server in a process of its own (``s3_pid``), the API, each worker process by its
+    workload, milvus-lite, Postgres, Redis, and the rest of the machine. Where the searches'
+    cost lands, and whether the ingest had the CPU it wanted (``idle_s``: both cores' idle
+    time)."""
 
-    def __init__(self, s: Stack) -> None:
+    def __init__(self, s: Stack, s3_pid: int | None) -> None:
         self.stack = s
+        self.s3_pid = s3_pid
         self.start: dict[int, tuple[str, float]] = {}
         self.start_system: tuple[float, float] = (0.0, 0.0)
 
     def _label(self, proc: psutil.Process) -> str | None:  # noqa: PLR0911 (one per part)
         me = os.getpid()
         if proc.pid == me:
-            return "bench (client, S3)"
+            return "bench (client)" if self.s3_pid is not None else "bench (client, S3)"
+        if proc.pid == self.s3_pid:
+            return "s3 server"
         name = proc.name()
         if name.startswith("postgres"):
             return "postgres"
@@ -240,6 +246,8 @@ def quiet_and_busy(
     gallery: Path,
     archive: Path,
     queries: list[tuple[str, bytes]],
+    *,
+    s3_pid: int | None,
 ) -> dict[str, object]:
     """Phases 1 and 2 on one stack."""
     with s.client(httpx.Timeout(30.0, read=600.0)) as client:
@@ -257,7 +265,7 @@ def quiet_and_busy(
         say(f"busy: the archive with a search every {args.search_every} s")
         searcher = Searcher(s, queries, args.search_every)
         groups = {"api": s.api.pid} | {f"worker{i}": w.pid for i, w in enumerate(s.workers)}
-        with RssMonitor(groups) as monitor, CpuAccount(s) as cpu:
+        with RssMonitor(groups) as monitor, CpuAccount(s, s3_pid) as cpu:
             searcher.start()
             job, wall = ingest_archive(client, archive)
             searcher.stopped.set()
@@ -274,14 +282,14 @@ def quiet_and_busy(
     return {"quiet": quiet.summary(), "busy": busy}
 
 
-def alone(s: Stack, gallery: Path, archive: Path) -> dict[str, object]:
+def alone(s: Stack, gallery: Path, archive: Path, s3_pid: int | None) -> dict[str, object]:
     """Phase 3: the gallery, then the archive with no searches."""
     with s.client(httpx.Timeout(30.0, read=600.0)) as client:
         # The same gallery first, as in phases 1 and 2: its images are in the archive, and
         # the archive skips them on both stacks, so both ingests do the same work.
         ingest_archive(client, gallery)
         say("alone: the archive, no searches")
-        with CpuAccount(s) as cpu:
+        with CpuAccount(s, s3_pid) as cpu:
             job, wall = ingest_archive(client, archive)
     figures = {
         "ingest_images_per_s": round(images_per_s(job, wall), 2),
@@ -306,6 +314,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     parser.add_argument(
+        "--s3",
+        choices=S3_SERVERS,
+        default="nanio",
+        help="the S3 server: nanio in its own process, or moto in this one (earlier figures)",
+    )
+    parser.add_argument(
         "--priority",
         type=int,
         default=0,
@@ -323,18 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.priority:
         raise_priority(args.priority)
 
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415 (dev dependency)
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="bench-interactive-"))
     say(f"work folder: {work}")
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3.start()
-    host, port = s3.get_host_and_port()
-    endpoint = f"{host}:{port}"
     workers = LAYOUTS[args.layout]
     figures: dict[str, object] = {
         "layout": args.layout,
+        "s3": args.s3,
         "search_every_s": args.search_every,
         "priority": args.priority,
         "load_average_at_start": os.getloadavg()[0],
@@ -354,16 +362,17 @@ def main(argv: list[str] | None = None) -> int:
         write_subset(args.archive, args.gallery, gallery)
         figures["images"] = total
 
-        with stack(work / "busy", endpoint, 10, 0, worker_commands=workers) as s:
-            figures |= quiet_and_busy(s, args, gallery, archive, queries)
+        with s3_server(args.s3, work / "s3") as s3:
+            with stack(work / "busy", s3.endpoint, 10, 0, worker_commands=workers) as s:
+                figures |= quiet_and_busy(s, args, gallery, archive, queries, s3_pid=s3.pid)
+            if not args.skip_alone:
+                with stack(work / "alone", s3.endpoint, 9, 0, worker_commands=workers) as s:
+                    figures |= alone(s, gallery, archive, s3.pid)
         if not args.skip_alone:
-            with stack(work / "alone", endpoint, 9, 0, worker_commands=workers) as s:
-                figures |= alone(s, gallery, archive)
             busy_rate = figures["busy"]["ingest_images_per_s"]  # type: ignore[index]
             alone_rate = figures["alone"]["ingest_images_per_s"]  # type: ignore[index]
             figures["ingest_lost_to_searches_pct"] = round(100 * (1 - busy_rate / alone_rate), 1)
     finally:
-        s3.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(figures, indent=2))

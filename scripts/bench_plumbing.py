@@ -2,9 +2,10 @@
 with a fixed-cost stand-in model, on both ingest paths, in one run.
 
 Phases (each end-to-end phase on a fresh distributed stack of ``bench_ingest.stack``: a
-Postgres database, a Redis database, an S3 server (moto, in this process, on loopback), a
-``milvus-lite server``, the API under ``facesearch serve`` and two workers, ``--role ingest``
-and ``--role index``):
+Postgres database, a Redis database, a bucket on the S3 server (``bench_ingest.s3_server``:
+nanio in a process of its own, or with ``--s3 moto`` moto inside this process, as the
+earlier figures were taken), a ``milvus-lite server``, the API under ``facesearch serve``
+and two workers, ``--role ingest`` and ``--role index``):
 
 - pipeline: the face pipeline alone (``FacePipeline.process``, batches of 32) over the same
   images, decoded beforehand: the model's own rate;
@@ -17,14 +18,16 @@ and ``--role index``):
   the plumbing's own ceiling.
 
 Printed per phase: images/s, faces, wall time, the CPU seconds of every process of the stack
-(API, each worker, milvus-lite, the Postgres backends of its database, and this process,
-which runs the S3 server and the clients), the ingest worker's time by stage (its last
-``ingest: batch done`` line), and its RSS: peak, and lowest-highest per window of 1,000
-images (memory stays flat when neither rises from the first window to the last).
+(API, each worker, milvus-lite, the Postgres backends of its database, the S3 server, and
+this process, which runs the clients, and with ``--s3 moto`` the S3 server too), the ingest
+worker's time by stage (its last ``ingest: batch done`` line), and its RSS: peak, and
+lowest-highest per window of 1,000 images (memory stays flat when neither rises from the
+first window to the last).
 
     .venv/bin/python scripts/bench_plumbing.py                        # all of LFW, every phase
     .venv/bin/python scripts/bench_plumbing.py --limit 2000 --phases standin-archive
     .venv/bin/python scripts/bench_plumbing.py --standin detect_ms=2,embed_ms=1 --out f.json
+    .venv/bin/python scripts/bench_plumbing.py --s3 moto --phases standin-upload   # as before
 
 Needs Postgres and Redis on 127.0.0.1 and the FaceNet weights in MODEL_DIR (not for the
 stand-in phases).
@@ -34,9 +37,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,11 +62,14 @@ sys.path.insert(0, str(SCRIPTS))
 
 from bench_ingest import (  # noqa: E402
     RSS_WINDOW,
+    S3_SERVERS,
     RssMonitor,
+    S3Server,
     Stack,
     lfw_members,
     raise_priority,
     rss_windows,
+    s3_server,
     stack,
     write_subset,
 )
@@ -72,8 +78,8 @@ from cli.ingest import upload  # noqa: E402
 from cli.lfw import default_archive  # noqa: E402
 
 PHASES = ("pipeline", "archive", "upload", "standin-archive", "standin-upload")
-# The stand-in phases again with the objects in a local folder instead of the S3 server (moto,
-# in Python, costs milliseconds of CPU a request): what the rest of the plumbing reaches.
+# The stand-in phases again with the objects in a local folder instead of the S3 server (nanio
+# and moto, in Python, cost milliseconds of CPU a request): what the rest of the plumbing reaches.
 LOCAL_PHASES = ("standin-archive-local", "standin-upload-local")
 REDIS_DB = 7
 STANDIN_ENV = "FACESEARCH_STANDIN_MODEL"  # workers.runtime.STANDIN_ENV
@@ -149,12 +155,17 @@ def pipeline_alone(archive: Path, limit: int | None, batch: int) -> Figures:
 
 class CpuMonitor:
     """CPU seconds (user + system) of each group of processes while the phase runs: every
-    process seen is sampled twice a second, and counts from its first sample to its last."""
+    process seen is sampled twice a second, and counts from its first sample to its last.
+    An S3 server in a process of its own is a group ("s3 server"); one in this process
+    (moto) is counted with the clients."""
 
-    def __init__(self, stack_: Stack, database: str) -> None:
+    def __init__(self, stack_: Stack, database: str, s3_pid: int | None) -> None:
         self.groups: dict[str, list[int]] = {"api": [stack_.api.pid]}
         for n, worker in enumerate(stack_.workers):
             self.groups[f"worker {WORKERS[n][0][-1]}"] = [worker.pid]
+        if s3_pid is not None:
+            self.groups["s3 server"] = [s3_pid]
+        self.me = "bench (clients)" if s3_pid is not None else "bench (S3 server, clients)"
         self.database = database
         self.first: dict[tuple[str, int], float] = {}
         self.last: dict[tuple[str, int], float] = {}
@@ -171,7 +182,7 @@ class CpuMonitor:
                         yield name, child
                 except psutil.NoSuchProcess:
                     continue
-        yield "bench (S3 server, clients)", psutil.Process()
+        yield self.me, psutil.Process()
         for proc in psutil.process_iter(["cmdline"]):
             cmdline = " ".join(proc.info["cmdline"] or [])
             if "milvus-lite" in cmdline and "server" in cmdline and self.milvus_dir in cmdline:
@@ -275,6 +286,7 @@ class Run:
     database: str
     folder: Path
     phase: str
+    s3: S3Server
 
 
 def measure(run: Run, send: Any, *, expected_jobs: int) -> Figures:
@@ -282,8 +294,10 @@ def measure(run: Run, send: Any, *, expected_jobs: int) -> Figures:
     s, folder = run.s, run.folder
     figures = Figures(run.phase)
     groups = {"api": s.api.pid} | {f"worker{i}": w.pid for i, w in enumerate(s.workers)}
+    if run.s3.pid is not None:
+        groups["s3 server"] = run.s3.pid
     timeout = httpx.Timeout(30.0, read=600.0)
-    cpu = CpuMonitor(s, run.database)
+    cpu = CpuMonitor(s, run.database, run.s3.pid)
     cpu.milvus_dir = str(folder / "milvus")
     with RssMonitor(groups) as rss, cpu, s.client(timeout) as client:
         progress = Progress(client)
@@ -388,7 +402,7 @@ def report(all_figures: list[Figures]) -> None:
 
 
 def run_phases(
-    args: argparse.Namespace, archive: Path, work: Path, s3: str, loads: dict[str, float]
+    args: argparse.Namespace, archive: Path, work: Path, s3: S3Server, loads: dict[str, float]
 ) -> list[Figures]:
     results: list[Figures] = []
     for phase in args.phases:
@@ -407,9 +421,11 @@ def run_phases(
         local = f"file://{folder / 'objects'}?fsync=false" if phase.endswith("-local") else None
         with (
             standin(costs),
-            stack(folder, s3, REDIS_DB, 0, worker_commands=WORKERS, storage_url=local) as s,
+            stack(
+                folder, s3.endpoint, args.redis_db, 0, worker_commands=WORKERS, storage_url=local
+            ) as s,
         ):
-            run = Run(s, s.env["DATABASE_URL"].rsplit("/", 1)[-1], folder, phase)
+            run = Run(s, s.env["DATABASE_URL"].rsplit("/", 1)[-1], folder, phase, s3)
             if "archive" in phase:
                 figures = archive_phase(run, archive)
             else:
@@ -435,6 +451,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     parser.add_argument(
+        "--s3",
+        choices=S3_SERVERS,
+        default="nanio",
+        help="the S3 server: nanio in its own process, or moto in this one (earlier figures)",
+    )
+    parser.add_argument(
+        "--redis-db",
+        type=int,
+        default=REDIS_DB,
+        help="the stacks' Redis database: each stack empties it, so two runs at a time need "
+        "two (else their workers take each other's tasks)",
+    )
+    parser.add_argument(
         "--priority",
         type=int,
         default=0,
@@ -449,8 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         args.pipeline_json.write_text(json.dumps(asdict(figures)))
         return 0
 
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415 (dev dependency)
-
+    # A stop signal unwinds the stacks (their processes and databases), like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.priority:  # once, before anything starts: every process inherits it
         raise_priority(args.priority)
 
@@ -458,19 +487,16 @@ def main(argv: list[str] | None = None) -> int:
     # per-key rate limit is not what is measured. The stacks inherit the environment.
     os.environ.setdefault("RATE_LIMIT", "1000000/minute;100000/second")
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="bench-plumbing-"))
     say(f"work folder: {work}")
     loads = {"load average at start": os.getloadavg()[0]}
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3.start()
-    host, port = s3.get_host_and_port()
     try:
         archive: Path = args.archive
         if args.limit:
             archive = work / f"lfw-first-{args.limit}.tgz"
             write_subset(args.archive, args.limit, archive)
-        results = run_phases(args, archive, work, f"{host}:{port}", loads)
+        with s3_server(args.s3, work / "s3") as s3:
+            results = run_phases(args, archive, work, s3, loads)
         loads["load average at end"] = os.getloadavg()[0]
         report(results)
         for name, value in loads.items():
@@ -481,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
                     {
                         "standin": args.standin,
                         "priority": args.priority,
+                        "s3": args.s3,
                         "loads": loads,
                         "phases": [asdict(f) for f in results],
                     },
@@ -489,7 +516,6 @@ def main(argv: list[str] | None = None) -> int:
                 + "\n"
             )
     finally:
-        s3.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     return 0
