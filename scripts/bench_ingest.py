@@ -260,6 +260,16 @@ def stack(
         yield result
 
 
+def add_s3_option(parser: argparse.ArgumentParser) -> None:
+    """``--s3``: which S3 server the benchmark's stacks use (``s3_server``)."""
+    parser.add_argument(
+        "--s3",
+        choices=S3_SERVERS,
+        default="nanio",
+        help="the S3 server: nanio in its own process, or moto in this one (earlier figures)",
+    )
+
+
 @dataclass
 class S3Server:
     """The benchmarks' S3 server: ``endpoint`` (host:port) for ``stack``, and ``pid``, the
@@ -546,12 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the naive loop takes only the first N of the images (default: all of them)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
-    parser.add_argument(
-        "--s3",
-        choices=S3_SERVERS,
-        default="nanio",
-        help="the S3 server: nanio in its own process, or moto in this one (earlier figures)",
-    )
+    add_s3_option(parser)
     parser.add_argument(
         "--upload-only",
         action="store_true",

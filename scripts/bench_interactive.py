@@ -53,9 +53,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from cli.ingest import upload  # noqa: E402
 from cli.lfw import default_archive  # noqa: E402
 from scripts.bench_ingest import (  # noqa: E402
-    S3_SERVERS,
     RssMonitor,
     Stack,
+    add_s3_option,
     lfw_members,
     raise_priority,
     s3_server,
@@ -313,12 +313,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-alone", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
-    parser.add_argument(
-        "--s3",
-        choices=S3_SERVERS,
-        default="nanio",
-        help="the S3 server: nanio in its own process, or moto in this one (earlier figures)",
-    )
+    add_s3_option(parser)
     parser.add_argument(
         "--priority",
         type=int,

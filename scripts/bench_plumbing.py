@@ -62,10 +62,10 @@ sys.path.insert(0, str(SCRIPTS))
 
 from bench_ingest import (  # noqa: E402
     RSS_WINDOW,
-    S3_SERVERS,
     RssMonitor,
     S3Server,
     Stack,
+    add_s3_option,
     lfw_members,
     raise_priority,
     rss_windows,
@@ -450,12 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32, help="the pipeline phase's batch")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
-    parser.add_argument(
-        "--s3",
-        choices=S3_SERVERS,
-        default="nanio",
-        help="the S3 server: nanio in its own process, or moto in this one (earlier figures)",
-    )
+    add_s3_option(parser)
     parser.add_argument(
         "--redis-db",
         type=int,

@@ -115,10 +115,10 @@ def new_image(
     size_bytes: int,
     filename: str,
     label: str | None,
-    flush: bool = True,
 ) -> Image:
-    """A pending image row, waiting for the pipeline; flushed (it has its id) unless
-    ``flush`` is False, for a caller that adds many and flushes them in one statement."""
+    """A pending image row, waiting for the pipeline; added, not flushed: a caller adds a
+    batch's images and flushes them together (one INSERT, not a round trip each), after
+    which they have their ids."""
     image = Image(
         gallery_id=gallery_id,
         sha256=sha256,
@@ -131,8 +131,6 @@ def new_image(
         label=label,
     )
     session.add(image)
-    if flush:
-        session.flush()
     return image
 
 
@@ -201,7 +199,6 @@ def create_ingest_job(
             size_bytes=len(upload.data),
             filename=upload.filename,
             label=labels[position],
-            flush=False,
         )
     if fresh:
         session.flush()

@@ -221,7 +221,6 @@ def _record(
             size_bytes=s.size,
             filename=s.name,
             label=s.label,
-            flush=False,
         )
     if fresh:
         session.flush()
