@@ -51,7 +51,8 @@ from models.db import session_scope
 from services.content import lock_objects
 from services.images import add_known_image, images_by_digest, new_image, queued_elsewhere
 from services.jobs import close_job
-from workers.held_bytes import HeldBytes
+from workers.archive_reader import ReaderConfig, StopSignal, scan_in_process
+from workers.held_bytes import BytesSink, HeldBytes
 from workers.ingest import IndexRequest, process_pending
 from workers.pipeline import FacePipeline
 from workers.stages import STAGE_TIMES
@@ -106,7 +107,7 @@ def check_member(
     label_from: str,
     max_bytes: int,
     max_pixels: int,
-    held: HeldBytes | None = None,
+    held: BytesSink | None = None,
 ) -> Scanned:
     """Validate one member (``inspect_image``: it decodes, cheaply) and store its bytes
     content-addressed; ``held`` keeps them for this worker's pipeline, which then need not
@@ -368,11 +369,11 @@ def scan_archive(
     max_pixels: int,
     scan_batch: int,
     deadline: float | None = None,
-    stop: threading.Event | None = None,
+    stop: StopSignal | None = None,
     max_members: int | None = None,
     max_zip_directory_bytes: int | None = None,
     send_deliveries: SendDeliveries | None = None,
-    held: HeldBytes | None = None,
+    held: BytesSink | None = None,
 ) -> bool:
     """Record every member of the job's archive as an item; True once the whole archive is
     recorded (or unreadable: the job says why), False when stopped early (deadline, cancel,
@@ -502,9 +503,12 @@ def run_archive(
     budget_s: float,
     parallel_tasks: int = 1,
     send_deliveries: SendDeliveries | None = None,
+    reader: ReaderConfig | None = None,
 ) -> None:
     """One bounded run of an archive job: scan (if not done), then pipeline batches.
-    ``send_deliveries`` queues the webhook deliveries of a job that ends here."""
+    ``send_deliveries`` queues the webhook deliveries of a job that ends here. With
+    ``reader``, the archive is read in a process of its own (``workers.archive_reader``),
+    opened from those URLs; without, on a thread of this one, with ``sessions`` and ``store``."""
     deadline = time.monotonic() + budget_s
     with session_scope(sessions) as session:
         job = session.get(Job, job_id)
@@ -530,17 +534,28 @@ def run_archive(
     if not scanned:
         complete, drained = _scan_while_processing(
             job_id,
-            scan=lambda stop: scan_archive(
-                job_id,
-                sessions=sessions,
-                store=store,
-                max_member_bytes=max_member_bytes,
-                max_pixels=max_pixels,
-                scan_batch=scan_batch,
-                deadline=deadline,
-                stop=stop,
-                send_deliveries=send_deliveries,
-                held=held,
+            scan=(
+                partial(
+                    scan_archive,
+                    job_id,
+                    sessions=sessions,
+                    store=store,
+                    max_member_bytes=max_member_bytes,
+                    max_pixels=max_pixels,
+                    scan_batch=scan_batch,
+                    deadline=deadline,
+                    send_deliveries=send_deliveries,
+                    held=held,
+                )
+                if reader is None
+                else partial(
+                    scan_in_process,
+                    job_id,
+                    reader,
+                    deadline=deadline,
+                    held=held,
+                    send_deliveries=send_deliveries,
+                )
             ),
             process=process_batches,
             # Read to the end: other pipeline workers may now share the batches.
@@ -570,12 +585,13 @@ def _continue_n(continue_later: Callable[[], None], n: int) -> None:
 def _scan_while_processing(
     job_id: str,
     *,
-    scan: Callable[[threading.Event], bool],
+    scan: Callable[..., bool],
     process: Callable[..., bool],
     when_read: Callable[[], None],
     deadline: float,
 ) -> tuple[bool, bool | None]:
-    """Run ``scan`` in a thread while ``process`` runs pipeline batches here, over the
+    """Run ``scan(stop=event)`` in a thread (the event is set when it should stop: its
+    current batch recorded, it returns) while ``process`` runs pipeline batches here, over the
     members recorded so far and those still to come; (scan complete, pipeline drained, or
     None when the deadline had passed before it could start).
 
@@ -587,7 +603,7 @@ def _scan_while_processing(
     # copy_context: the reader's log lines carry the task's job and task ids too.
     context = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-reader") as pool:
-        reading: Future[bool] = pool.submit(context.run, scan, stop)
+        reading: Future[bool] = pool.submit(context.run, partial(scan, stop=stop))
         told = False
 
         def more_coming() -> bool:

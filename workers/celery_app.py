@@ -79,6 +79,7 @@ def ingest_images(*, job_id: str) -> None:
 
 @celery_app.task(name=ARCHIVE_TASK, base=JobTask)
 def ingest_archive(*, job_id: str) -> None:
+    from workers.archive_reader import reader_config  # noqa: PLC0415
     from workers.archives import run_archive  # noqa: PLC0415
 
     settings = get_settings()
@@ -97,6 +98,7 @@ def ingest_archive(*, job_id: str) -> None:
         budget_s=settings.archive_task_budget_s,
         parallel_tasks=settings.archive_parallel_tasks,
         send_deliveries=lambda ids: queue_deliveries(celery_app, ids),
+        reader=reader_config(settings) if settings.archive_reader == "process" else None,
     )
 
 

@@ -12,9 +12,17 @@ the oldest are the next it needs.
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 # A few thousand LFW-sized photos, or a few dozen phone photos.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+class BytesSink(Protocol):
+    """Where a reader leaves the bytes it stored: this process's HeldBytes, or the pipe to
+    the model's process when the reader runs in a process of its own."""
+
+    def put(self, key: str, data: bytes) -> None: ...
 
 
 class HeldBytes:
