@@ -171,6 +171,7 @@ class CpuMonitor:
         self.last: dict[tuple[str, int], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self.started = time.time()
 
     def _processes(self) -> Iterator[tuple[str, psutil.Process]]:
         for name, pids in self.groups.items():
@@ -199,7 +200,12 @@ class CpuMonitor:
             except psutil.NoSuchProcess:
                 continue
             key = (name, proc.pid)
-            self.first.setdefault(key, times.user + times.system)
+            try:
+                # A process born while the phase runs (an archive's reader) counts from zero.
+                born_during = proc.create_time() > self.started
+            except psutil.NoSuchProcess:
+                continue
+            self.first.setdefault(key, 0.0 if born_during else times.user + times.system)
             self.last[key] = times.user + times.system
 
     def _run(self) -> None:

@@ -26,6 +26,7 @@ after its current batch as on any stop.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -102,6 +103,10 @@ class _StopOrOrphaned:
         return self.asked.is_set() or os.getppid() != self.parent_pid
 
 
+class ParentGoneError(Exception):
+    """The parent's end of the pipe is closed: it died (a SIGKILL'd worker)."""
+
+
 class _Sender(BytesSink):
     """The child's end of the pipe. The store threads send members' bytes concurrently: one
     lock keeps each message whole."""
@@ -114,7 +119,10 @@ class _Sender(BytesSink):
 
     def send(self, message: tuple[Any, ...]) -> None:
         with self._lock:
-            self._conn.send(message)
+            try:
+                self._conn.send(message)
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise ParentGoneError from exc
 
     def put(self, key: str, data: bytes) -> None:
         self.send(("held", key, data))
@@ -203,9 +211,14 @@ def _child(
         )
         sender.send_stages()
         sender.send(("done", complete, deliveries))
+    except ParentGoneError:
+        # What the child had recorded is committed; the parent's redelivered task reruns
+        # the scan from there.
+        log.warning("archive reader: the worker is gone, stopping", job_id=job_id)
     except BaseException as exc:  # every error is the parent's to raise
-        sender.send_stages()
-        sender.send(("error", _portable(exc)))
+        with contextlib.suppress(ParentGoneError):
+            sender.send_stages()
+            sender.send(("error", _portable(exc)))
     finally:
         engine.dispose()
         conn.close()
