@@ -41,3 +41,26 @@ def lock_objects(session: Session, object_keys: Iterable[str]) -> None:
         text("SELECT count(pg_advisory_xact_lock(id)) FROM unnest(CAST(:ids AS bigint[])) AS id"),
         {"ids": ids},
     )
+
+
+# --- deletions --------------------------------------------------------------------------------
+# A counter (a sequence, migration 0010) that moves after any erasure deletes stored bytes.
+# Whoever stored bytes before taking their locks reads it before storing and again under the
+# locks: unchanged, no bytes were deleted in between, and there is no need to ask the store
+# whether they are still there.
+
+
+def deletions_mark(session: Session) -> int | None:
+    """Where the deletion counter stands; None where there is none (SQLite): ask the store."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    row = session.execute(text("SELECT last_value, is_called FROM object_deletions")).one()
+    # A new sequence reads (1, false) before its first nextval and (1, true) after it.
+    return int(row.last_value) + int(bool(row.is_called))
+
+
+def note_deletions(session: Session) -> None:
+    """Move the counter: call it after deleting objects, before the transaction ends (the
+    move is seen at once, whatever the transaction then does)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT nextval('object_deletions')"))

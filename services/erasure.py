@@ -47,7 +47,7 @@ from models import (
     WebhookSubscription,
     utcnow,
 )
-from services.content import lock_objects
+from services.content import lock_objects, note_deletions
 from services.jobs import close_job
 
 log = get_logger(__name__)
@@ -522,6 +522,9 @@ def remove_unused_objects(session: Session, store: ObjectStore, keys: Iterable[s
         if not object_in_use(session, key):
             store.delete(key)
             removed += 1
+    if removed:
+        # After the deletions: a reader whose mark predates this one then checks its bytes.
+        note_deletions(session)
     return removed
 
 

@@ -139,23 +139,29 @@ def new_image(
 STORE_THREADS = 8
 
 
-def store_files(store: ObjectStore, uploads: Sequence[UploadedFile]) -> None:
-    """Store each upload's bytes (once, content-addressed), several at a time; the first
-    error of the store is raised."""
+def store_files(
+    store: ObjectStore, uploads: Sequence[UploadedFile], *, ask_first: bool = True
+) -> None:
+    """Store each upload's bytes (content-addressed), several at a time; the first error of
+    the store is raised. ``ask_first``: see store_file."""
+    store_one = partial(store_file, store, ask_first=ask_first)
     if len(uploads) <= 1:
         for upload in uploads:
-            store_file(store, upload)
+            store_one(upload)
         return
     with ThreadPoolExecutor(min(STORE_THREADS, len(uploads))) as pool:
-        for _ in pool.map(partial(store_file, store), uploads):
+        for _ in pool.map(store_one, uploads):
             pass
 
 
-def store_file(store: ObjectStore, upload: UploadedFile) -> str:
-    """Store the bytes under their content address (once), return the key."""
+def store_file(store: ObjectStore, upload: UploadedFile, *, ask_first: bool = True) -> str:
+    """Store the bytes under their content address, return the key. ``ask_first``: only if
+    the store does not have them yet (a round trip); without, they are put at once, which
+    their content address makes harmless if they were there: the cheaper way for bytes that
+    are almost surely new."""
     assert upload.info is not None
     key = content_key(upload.sha256)
-    if not store.exists(key):
+    if not ask_first or not store.exists(key):
         store.put(key, upload.data, content_type=upload.info.content_type)
     return key
 
@@ -184,7 +190,10 @@ def create_ingest_job(
     # The request's new images first, all inserted by one flush (not a round trip each); the
     # first file with the bytes makes the image, a repeat in the same request is skipped.
     fresh: dict[str, Image] = {}
+    # New to the gallery: put without asking whether the store has the bytes (almost never:
+    # another gallery's copy). Queued again: asked first (their bytes are usually there).
     to_store: list[UploadedFile] = []
+    to_restore: list[UploadedFile] = []
     for position, upload in enumerate(uploads):
         if upload.error is not None or upload.sha256 in known or upload.sha256 in fresh:
             continue
@@ -222,9 +231,10 @@ def create_ingest_job(
             queued_in=busy.get(known_image.id),
         )
         if item.status == ItemStatus.PENDING:
-            to_store.append(upload)  # a failed image's bytes may be what was missing
+            to_restore.append(upload)  # a failed image's bytes may be what was missing
         in_job.add(known_image.id)
-    store_files(store, to_store)
+    store_files(store, to_store, ask_first=False)
+    store_files(store, to_restore)
     session.flush()
     refresh_progress(session, job)
     return job

@@ -8,6 +8,7 @@ import hashlib
 import io
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from models import DEFAULT_GALLERY_ID, Image
 from services.erasure import erase_images, remove_unused_objects
 from services.galleries import create_gallery
 from services.images import UploadedFile, create_ingest_job
-from tests.conftest import make_client, make_key
+from tests.conftest import image_row, make_client, make_key
 from tests.test_api import jpeg
 
 ROUNDS = 40
@@ -77,8 +78,8 @@ def test_a_delete_racing_a_reupload_never_loses_the_bytes(
 
 
 class PausingStore:
-    """The uploader's store: right after it finds the bytes already stored (so it will not
-    store them), it lets the eraser run and waits a moment, which is the race's window."""
+    """The uploader's store: right after it has the bytes stored (it put them, or found them
+    already there), it lets the eraser run and waits a moment, which is the race's window."""
 
     def __init__(self, store: Any, window: threading.Event) -> None:
         self._store = store
@@ -87,11 +88,20 @@ class PausingStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
+    def _pause(self) -> None:
+        if not self._window.is_set():
+            self._window.set()
+            time.sleep(1.0)
+
     def exists(self, key: str) -> bool:
         found = bool(self._store.exists(key))
-        self._window.set()
-        time.sleep(1.0)
+        if found:
+            self._pause()
         return found
+
+    def put(self, key: str, data: bytes, **kwargs: Any) -> None:
+        self._store.put(key, data, **kwargs)
+        self._pause()
 
 
 def erase_during_upload(settings: Settings, sessions: sessionmaker[Session]) -> bool:
@@ -160,20 +170,17 @@ def inspect(data: bytes) -> Any:
     return inspect_image(data, max_pixels=10_000_000)
 
 
-def test_an_archive_member_whose_bytes_were_erased_meanwhile_fails_alone(
-    session: Session,
-) -> None:
-    """An archive's members are stored before they are recorded; one whose bytes an erasure
-    removed in between fails with the reason instead of becoming an image without bytes."""
+def _scanned_members(session: Session, seeds: tuple[int, ...]) -> tuple[str, list[Any]]:
+    """A new archive job and members of it, stored (as far as the rows know) but unrecorded."""
     from core.storage import content_key
-    from models import ItemStatus, Job, JobItem, JobKind
-    from workers.archives import BYTES_REMOVED_REASON, Scanned, _record
+    from models import Job, JobKind
+    from workers.archives import Scanned
 
     job = Job(kind=JobKind.ARCHIVE, gallery_id=DEFAULT_GALLERY_ID)
     session.add(job)
     session.flush()
     members = []
-    for position, seed in enumerate((31, 32)):
+    for position, seed in enumerate(seeds):
         data = jpeg(seed)
         digest = hashlib.sha256(data).hexdigest()
         members.append(
@@ -186,12 +193,88 @@ def test_an_archive_member_whose_bytes_were_erased_meanwhile_fails_alone(
                 size=len(data),
             )
         )
+    return job.id, members
+
+
+def test_an_archive_member_whose_bytes_were_erased_meanwhile_fails_alone(
+    session: Session,
+) -> None:
+    """An archive's members are stored before they are recorded; one whose bytes an erasure
+    removed in between fails with the reason instead of becoming an image without bytes."""
+    from models import ItemStatus, JobItem
+    from services.content import deletions_mark, note_deletions
+    from workers.archives import BYTES_REMOVED_REASON, _record
+
+    job_id, members = _scanned_members(session, (31, 32))
+    mark = deletions_mark(session)
+    note_deletions(session)  # an erasure deleted bytes after the batch was stored
     erased = members[1].object_key
-    _record(session, job.id, DEFAULT_GALLERY_ID, members, lambda key: key != erased)
+    _record(
+        session,
+        job_id,
+        DEFAULT_GALLERY_ID,
+        members,
+        still_stored=lambda key: key != erased,
+        mark=mark,
+    )
     session.flush()
-    items = session.scalars(select(JobItem).where(JobItem.job_id == job.id)).all()
+    items = session.scalars(select(JobItem).where(JobItem.job_id == job_id)).all()
     outcome = {i.position: (i.status, i.error, i.image_id is not None) for i in items}
     assert outcome == {
         0: (ItemStatus.PENDING, None, True),
         1: (ItemStatus.FAILED, BYTES_REMOVED_REASON, False),
     }
+
+
+def test_the_store_is_not_asked_when_no_bytes_were_deleted_since_the_batch_was_stored(
+    session: Session,
+) -> None:
+    from models import ItemStatus, JobItem
+    from services.content import deletions_mark
+    from workers.archives import _record
+
+    job_id, members = _scanned_members(session, (33, 34))
+    asked: list[str] = []
+
+    def still_stored(key: str) -> bool:
+        asked.append(key)
+        return True
+
+    mark = deletions_mark(session)
+    assert mark is not None
+    _record(session, job_id, DEFAULT_GALLERY_ID, members, still_stored=still_stored, mark=mark)
+    session.flush()
+    assert asked == []
+    statuses = session.scalars(select(JobItem.status).where(JobItem.job_id == job_id)).all()
+    assert statuses == [ItemStatus.PENDING, ItemStatus.PENDING]
+    # Without a mark (SQLite has no counter), the store is asked about each new member.
+    job_id, members = _scanned_members(session, (35, 36))
+    _record(session, job_id, DEFAULT_GALLERY_ID, members, still_stored=still_stored, mark=None)
+    assert sorted(asked) == sorted(m.object_key for m in members)
+
+
+def test_an_erasure_that_deletes_bytes_moves_the_deletion_counter(
+    session: Session, tmp_path: Path
+) -> None:
+    from core.storage import LocalStore, content_key
+    from services.content import deletions_mark
+    from services.erasure import remove_unused_objects
+
+    store = LocalStore(tmp_path / "objects")
+    data = jpeg(37)
+    key = content_key(hashlib.sha256(data).hexdigest())
+    store.put(key, data, content_type="image/jpeg")
+    image = image_row(sha256=hashlib.sha256(data).hexdigest(), object_key=key)
+    session.add(image)
+    session.flush()
+    before = deletions_mark(session)
+    assert remove_unused_objects(session, store, [key]) == 0  # an image still uses them
+    assert deletions_mark(session) == before  # nothing deleted: the counter stays
+    session.delete(image)
+    session.flush()
+    assert remove_unused_objects(session, store, [key]) == 1
+    after = deletions_mark(session)
+    assert before is not None
+    assert after is not None
+    assert after > before
+    assert not store.exists(key)

@@ -48,7 +48,7 @@ from models import (
     skip_pending_items,
 )
 from models.db import session_scope
-from services.content import lock_objects
+from services.content import deletions_mark, lock_objects
 from services.images import add_known_image, images_by_digest, new_image, queued_elsewhere
 from services.jobs import close_job
 from workers.archive_reader import ReaderConfig, StopSignal, scan_in_process
@@ -157,14 +157,19 @@ def _record(
     job_id: str,
     gallery_id: int,
     scanned: Sequence[Scanned],
+    *,
     still_stored: Callable[[str], bool],
-) -> None:
+    mark: int | None,
+) -> int | None:
     """Item rows (and Image rows for new bytes, in the job's gallery) for a batch of members,
     skipping positions a previous run already recorded.
 
     The members' bytes were stored before this transaction. Under the objects' locks
     (services.content), a member whose bytes an erasure has removed since fails, instead of
-    becoming an image whose bytes are gone (``still_stored`` asks the store)."""
+    becoming an image whose bytes are gone. ``mark`` is where the deletion counter stood
+    before the batch was stored: where it has not moved since, no bytes were deleted and the
+    store is not asked (``still_stored``, a round trip per member). Returns the counter as it
+    stands under the locks."""
     lock_objects(session, (s.object_key for s in scanned if s.object_key and s.error is None))
     positions = [s.position for s in scanned]
     done = set(
@@ -187,8 +192,8 @@ def _record(
         )
     )
     busy = queued_elsewhere(session, (image.id for image in known.values()), exclude_job_id=job_id)
-    # The new bytes' presence, asked of the store all at once (a round trip each), under the
-    # locks taken above.
+    # The new bytes' presence, under the locks taken above: asked of the store (all at once,
+    # a round trip each) only if an erasure has deleted bytes since they were stored.
     to_check = sorted(
         {
             s.object_key
@@ -196,8 +201,12 @@ def _record(
             if s.object_key and s.error is None and s.position not in done and s.sha256 not in known
         }
     )
-    with ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="archive-check") as pool:
-        present = dict(zip(to_check, pool.map(still_stored, to_check), strict=True))
+    now = deletions_mark(session)
+    if mark is not None and now == mark:
+        present = dict.fromkeys(to_check, True)
+    else:
+        with ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="archive-check") as pool:
+            present = dict(zip(to_check, pool.map(still_stored, to_check), strict=True))
     # The batch's new images first, all inserted by one flush (one statement, not a round
     # trip each): the first member with the bytes makes the image, as the loop below expects.
     fresh: dict[str, Image] = {}
@@ -249,6 +258,7 @@ def _record(
             in_job.add(known_image.id)
             continue
         item.status, item.error = ItemStatus.FAILED, BYTES_REMOVED_REASON
+    return now
 
 
 def _add_to_progress(session: Session, job_id: str, positions: Sequence[int]) -> None:
@@ -283,19 +293,28 @@ def _add_to_progress(session: Session, job_id: str, positions: Sequence[int]) ->
     )
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A scan batch committed; ``mark``: the deletion counter read under its locks."""
+
+    mark: int | None
+
+
 def _commit_batch(
     sessions: sessionmaker[Session],
     store: ObjectStore,
     job_id: str,
     scanned: list[Scanned],
-) -> bool:
-    """Record a scanned batch; False when the job is gone or finished (cancelled)."""
+    mark: int | None,
+) -> Recorded | None:
+    """Record a scanned batch (``mark``: the deletion counter before it was stored); None
+    when the job is gone or finished (cancelled)."""
     for attempt in range(COMMIT_ATTEMPTS):
         try:
             with STAGE_TIMES.timed("scan_rows", len(scanned)), session_scope(sessions) as session:
                 job = session.get(Job, job_id)
                 if job is None or job.status.finished or job.gallery_id is None:
-                    return False
+                    return None
                 positions = [s.position for s in scanned]
                 recorded = set(
                     session.scalars(
@@ -304,15 +323,17 @@ def _commit_batch(
                         )
                     )
                 )
-                _record(session, job_id, job.gallery_id, scanned, store.exists)
+                now = _record(
+                    session, job_id, job.gallery_id, scanned, still_stored=store.exists, mark=mark
+                )
                 session.flush()
                 _add_to_progress(session, job_id, [p for p in positions if p not in recorded])
-            return True
+            return Recorded(now)
         except IntegrityError:
             if attempt == COMMIT_ATTEMPTS - 1:
                 raise
             log.info("archive: concurrent writer, recording the batch again", job_id=job_id)
-    return True  # unreachable: the last attempt returns or raises
+    return None  # unreachable: the last attempt returns or raises
 
 
 def _mark_scanned(
@@ -360,6 +381,56 @@ def _record_scan_end(
     return []
 
 
+class _Recorder:
+    """Commits a scan's batches on a thread of its own (``rows``) while the next batch is
+    read: the reader stood still for every commit before. One batch at a time, in order, so
+    positions are recorded as they come and a rerun's "last recorded position" still holds.
+
+    It also keeps each batch's deletion mark (``_record``): the counter as it stood before
+    the batch's first member was stored. The first two batches take the scan's initial mark;
+    a later batch takes what its last-but-one batch read under its locks, because that
+    commit had ended before this batch was begun.
+    """
+
+    def __init__(
+        self,
+        rows: ThreadPoolExecutor,
+        commit: Callable[[list[Scanned], int | None], Recorded | None],
+        mark: int | None,
+    ) -> None:
+        self._rows = rows
+        self._commit = commit
+        self._committing: Future[Recorded | None] | None = None
+        self.mark = mark  # the batch being read now
+        self._next_mark = mark  # the batch after it
+
+    def hand_off(self, batch: list[Future[Scanned]]) -> bool:
+        """Commit ``batch`` in the background, once the one before it is committed; False
+        when the job is gone or finished (cancelled)."""
+        if self._committing is not None:
+            if (recorded := self._committing.result()) is None:
+                return False
+            self._next_mark = recorded.mark
+        run = partial(self._record, batch, self.mark)
+        self._committing = self._rows.submit(contextvars.copy_context().run, run)
+        self.mark = self._next_mark
+        return True
+
+    def wait(self) -> bool:
+        """The batch in flight is committed (its error raised here); False when the job is
+        gone or finished."""
+        return self._committing is None or self._committing.result() is not None
+
+    def finish(self, batch: list[Future[Scanned]]) -> bool:
+        """The batch in flight, then the last (partial) batch, committed here."""
+        if not self.wait():
+            return False
+        return not batch or self._record(batch, self.mark) is not None
+
+    def _record(self, batch: list[Future[Scanned]], mark: int | None) -> Recorded | None:
+        return self._commit([f.result() for f in batch], mark)
+
+
 def scan_archive(
     job_id: str,
     *,
@@ -396,6 +467,10 @@ def scan_archive(
         uploaded = bool(job.params.get("uploaded"))
         label_from = str(job.params.get("label_from") or "folder")
         last = session.scalar(select(func.max(JobItem.position)).where(JobItem.job_id == job_id))
+        # The deletion counter before anything is stored: the first two batches' mark. A
+        # later batch's is the one its last-but-one batch read while committing, which
+        # ended before this batch's first member was stored (see below).
+        mark = deletions_mark(session)
     skip_through = -1 if last is None else int(last)
     batch: list[Future[Scanned]] = []
     error: str | None = None
@@ -411,21 +486,11 @@ def scan_archive(
     # Members are checked and stored on a few threads (each store is a round trip or two),
     # at most 2 x STORE_THREADS at a time: no more members' bytes than that are held.
     slots = threading.BoundedSemaphore(2 * STORE_THREADS)
-    # A batch's rows are written on a thread of their own while the next batch is read (the
-    # reader stood still for every commit); one batch at a time, in order, so positions are
-    # recorded as they come and a rerun's "last recorded position" still holds.
-    committing: Future[bool] | None = None
-
-    def commit_later(checked: list[Future[Scanned]]) -> Future[bool]:
-        return rows.submit(
-            contextvars.copy_context().run,
-            lambda: _commit_batch(sessions, store, job_id, [f.result() for f in checked]),
-        )
-
     with (
         ThreadPoolExecutor(1, thread_name_prefix="archive-rows") as rows,
         ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="archive-store") as pool,
     ):
+        recorder = _Recorder(rows, partial(_commit_batch, sessions, store, job_id), mark)
         try:
             with store.open(key) as stream:
                 members = iter_members(
@@ -442,21 +507,19 @@ def scan_archive(
                     checking.add_done_callback(lambda _: slots.release())
                     batch.append(checking)
                     if len(batch) >= scan_batch:
-                        if committing is not None and not committing.result():
+                        if not recorder.hand_off(batch):
                             return False
-                        committing, batch = commit_later(batch), []
+                        batch = []
                         if (deadline is not None and time.monotonic() >= deadline) or (
                             stop is not None and stop.is_set()
                         ):
-                            committing.result()  # recorded (or its error raised) first
+                            recorder.wait()  # recorded (or its error raised) first
                             return False
         except ObjectNotFound:
             error = f"the archive {key!r} is not in the object store"
         except ArchiveError as exc:
             error = str(exc)
-        if committing is not None and not committing.result():
-            return False
-        if batch and not _commit_batch(sessions, store, job_id, [f.result() for f in batch]):
+        if not recorder.finish(batch):
             return False
     _mark_scanned(sessions, job_id, error, position + 1, send_deliveries)
     if uploaded:
