@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     task_time_limit_s: int = Field(default=900, ge=10)
     # Faces written per index task; FACTS: batches of ~2,000 insert at ~7,000 rows/s.
     index_batch_size: int = Field(default=2000, ge=1)
+    # milvus-lite: at most one write (each is flushed) per this many seconds, in an index
+    # process that serves no searches; faces arriving meanwhile join the next write.
+    index_write_interval_s: float = Field(default=1.0, ge=0, le=60)
     # A killed worker's unacked task comes back after this many seconds (Redis). Empty: the
     # task time limit + 60 s. It must stay longer than any task runs, or a live task is
     # delivered twice.

@@ -128,6 +128,17 @@ def index_faces(model_name: str, *, job_id: str | None = None) -> None:
         index=runtime.get_index(),
         batch_size=get_settings().index_batch_size,
         send_deliveries=lambda ids: queue_deliveries(celery_app, ids),
+        min_interval_s=_index_write_interval_s(),
+    )
+
+
+def _index_write_interval_s() -> float:
+    from workers.indexing import write_interval  # noqa: PLC0415
+
+    return write_interval(
+        os.environ.get("FACESEARCH_WORKER_QUEUES"),
+        index=runtime.get_index,
+        interval_s=get_settings().index_write_interval_s,
     )
 
 
