@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
 from core.storage import StorageError, content_key
+from models.db import make_engine, make_session_factory
+from tests.conftest import migrate
 from tests.test_api import make_client
 from tests.test_archives import (
     EXPECTED_TAR,
@@ -96,6 +98,35 @@ def test_the_reader_process_records_every_member_and_hands_back_their_bytes(
     items = STAGE_TIMES.items()
     assert items.get("store", 0) >= 4
     assert items.get("scan_rows", 0) == len(EXPECTED_TAR)
+
+
+def test_the_reader_process_works_on_the_embedded_sqlite_database(settings: Settings) -> None:
+    """The embedded mode: the child and this process write one SQLite file (WAL, waiting for
+    each other's locks); there is no deletion counter, so the store is asked instead."""
+    url = f"sqlite:///{settings.data_dir / 'embedded.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        sessions = make_session_factory(engine)
+        embedded = settings.model_copy(
+            update={
+                "database_url": url,
+                "max_upload_bytes": MAX_MEMBER,
+                "max_image_pixels": MAX_PIXELS,
+            }
+        )
+        job_id = new_job(embedded, sessions, hostile_tar())
+        held = HeldBytes()
+        assert scan_in_process(
+            job_id, config_for(embedded), deadline=None, stop=threading.Event(), held=held
+        )
+        got = statuses(sessions, job_id)
+        assert {name: status for name, (status, _) in got.items()} == {
+            name: status for name, (status, _) in EXPECTED_TAR.items()
+        }
+        assert len(held) == 3
+    finally:
+        engine.dispose()
 
 
 def test_a_stop_reaches_the_child_and_a_rerun_finishes_the_archive(
