@@ -275,8 +275,10 @@ def test_only_transient_errors_are_retried() -> None:
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     from core.storage import StorageError
-    from workers.celery_app import ingest_images, run_search
+    from workers.archive_reader import ReaderExitedError
+    from workers.celery_app import ingest_archive, ingest_images, run_search
 
+    assert issubclass(ReaderExitedError, ingest_archive.autoretry_for)
     for task in (ingest_images, run_search):
         assert task.acks_late
         assert issubclass(OperationalError, task.autoretry_for)

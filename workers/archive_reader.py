@@ -30,6 +30,7 @@ import contextlib
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -189,6 +190,12 @@ def _child(
     """The child's whole life: scan, then say how it went."""
     from workers.archives import scan_archive  # noqa: PLC0415 (the child's own import)
 
+    # A Ctrl-C or a stop sent to the worker's whole process group is the worker's to handle:
+    # it stops this child through ``stop`` (or the child sees it gone) after the batch in
+    # hand, instead of dying mid-commit and failing the run.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
     configure_logging(level=config.log_level, json=config.log_json)
     bind_context(**context)
     sender = _Sender(conn)
@@ -225,7 +232,8 @@ def _child(
 
 
 class ReaderExitedError(RuntimeError):
-    """The child ended without saying how its scan went (killed, out of memory)."""
+    """The child ended without saying how its scan went (killed, out of memory). Worth a
+    retry (``workers.base.TRANSIENT_ERRORS``): a rerun resumes after what it recorded."""
 
 
 def _take(message: tuple[Any, ...], held: BytesSink | None) -> None:

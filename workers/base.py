@@ -18,6 +18,7 @@ from models import Job, JobStatus
 from models.db import session_scope
 from services.jobs import close_job
 from workers import runtime
+from workers.archive_reader import ReaderExitedError
 
 log = get_logger(__name__)
 
@@ -31,6 +32,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     VectorIndexError,
     ConnectionError,
     TimeoutError,
+    # An archive's reader process killed (out of memory, say): the rerun resumes after what
+    # it recorded.
+    ReaderExitedError,
 )
 
 # The wait before retry n (from 0) is RETRY_BACKOFF_S * 2**n, at most RETRY_MAX_DELAY_S:
