@@ -20,7 +20,7 @@ from api.context import EXTENSION
 from cli.lfw import LfwImage, default_archive, iter_images
 from cli.main import run_migrations
 from core.settings import Settings, get_settings
-from models import DEFAULT_GALLERY_ID, Gallery, Image, Scope
+from models import DEFAULT_GALLERY_ID, Face, Gallery, Image, Scope
 from models.db import make_engine, make_session_factory
 from services.keys import create_key
 
@@ -169,6 +169,22 @@ def image_row(*, sha256: str, object_key: str, **fields: Any) -> Image:
         "filename": "a.jpg",
     }
     return Image(sha256=sha256, object_key=object_key, **(values | fields))
+
+
+def face_row(*, image_id: int, model_name: str, embedding: bytes, **fields: Any) -> Face:
+    """A face row with placeholder facts (a 1x1 box at the corner, no landmarks) for tests
+    that need the row and its vector, not where the face is; ``fields`` override any."""
+    values: dict[str, Any] = {
+        "face_index": 0,
+        "dim": len(embedding) // 4,
+        "box_x": 0,
+        "box_y": 0,
+        "box_w": 1,
+        "box_h": 1,
+        "confidence": 0.99,
+        "landmarks": {},
+    }
+    return Face(image_id=image_id, model_name=model_name, embedding=embedding, **(values | fields))
 
 
 @pytest.fixture

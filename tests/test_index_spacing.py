@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.index import VectorIndex
 from models import Face, vector_to_bytes
-from tests.conftest import image_row
+from tests.conftest import face_row, image_row
 from workers import indexing
 from workers.indexing import WriteSpacing, index_pending, write_interval
 
@@ -30,21 +30,8 @@ def add_faces(sessions: sessionmaker[Session], first: int, n: int) -> None:
             session.add(image)
             session.flush()
             vector = rng.normal(size=128).astype("<f4")
-            session.add(
-                Face(
-                    image_id=image.id,
-                    face_index=0,
-                    model_name=MODEL,
-                    dim=128,
-                    embedding=vector_to_bytes(vector / np.linalg.norm(vector)),
-                    box_x=0,
-                    box_y=0,
-                    box_w=1,
-                    box_h=1,
-                    confidence=0.99,
-                    landmarks={},
-                )
-            )
+            embedding = vector_to_bytes(vector / np.linalg.norm(vector))
+            session.add(face_row(image_id=image.id, model_name=MODEL, embedding=embedding))
         session.commit()
 
 

@@ -28,7 +28,7 @@ from models import (
     JobStatus,
     utcnow,
 )
-from tests.conftest import image_row, make_client
+from tests.conftest import face_row, image_row, make_client
 from workers.reconcile import reconcile
 
 Sent = list[tuple[str, list[Any], dict[str, Any]]]
@@ -218,21 +218,8 @@ def test_faces_never_indexed_are_sent_to_the_index(
     )
     session.add(image)
     session.flush()
-    session.add(
-        Face(
-            image_id=image.id,
-            face_index=0,
-            model_name="test-model",
-            dim=2,
-            embedding=np.zeros(2, dtype="<f4").tobytes(),
-            box_x=0,
-            box_y=0,
-            box_w=1,
-            box_h=1,
-            confidence=0.99,
-            landmarks={},
-        )
-    )
+    embedding = np.zeros(2, dtype="<f4").tobytes()
+    session.add(face_row(image_id=image.id, model_name="test-model", embedding=embedding))
     session.commit()
     sent: Sent = []
     assert run(sessions, sent)["faces_to_index"] == 0  # just made: the indexer has it
@@ -259,18 +246,8 @@ def test_a_vector_deletion_lost_with_the_broker_is_asked_again_until_done(
     )
     session.add(image)
     session.flush()
-    face = Face(
-        image_id=image.id,
-        face_index=0,
-        model_name="test-model",
-        dim=2,
-        embedding=np.array([1, 0], dtype="<f4").tobytes(),
-        box_x=0,
-        box_y=0,
-        box_w=1,
-        box_h=1,
-        confidence=0.99,
-        landmarks={},
+    face = face_row(
+        image_id=image.id, model_name="test-model", embedding=np.array([1, 0], "<f4").tobytes()
     )
     session.add(face)
     session.commit()

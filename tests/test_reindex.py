@@ -22,7 +22,7 @@ from core.index import VectorIndex
 from core.queue import REINDEX_TASK
 from models import DEFAULT_GALLERY_ID, Face, Image, Job, JobKind, JobStatus, utcnow
 from services.galleries import create_gallery
-from tests.conftest import image_row
+from tests.conftest import face_row, image_row
 from workers.indexing import delete_vectors, index_pending, run_reindex
 from workers.reconcile import reconcile
 
@@ -64,18 +64,8 @@ class Gallery:
             session.add(image)
             session.flush()
             rows = [
-                Face(
-                    image_id=image.id,
-                    face_index=i,
-                    model_name=MODEL,
-                    dim=DIM,
-                    embedding=vector.tobytes(),
-                    box_x=0,
-                    box_y=0,
-                    box_w=1,
-                    box_h=1,
-                    confidence=0.99,
-                    landmarks={},
+                face_row(
+                    image_id=image.id, face_index=i, model_name=MODEL, embedding=vector.tobytes()
                 )
                 for i, vector in enumerate(vectors)
             ]

@@ -26,7 +26,6 @@ from core.settings import Settings
 from models import (
     DEFAULT_GALLERY_ID,
     EventType,
-    Face,
     Gallery,
     Scope,
     WebhookDelivery,
@@ -34,7 +33,7 @@ from models import (
 )
 from services.galleries import create_gallery
 from services.keys import find_key, revoke_key
-from tests.conftest import make_key
+from tests.conftest import face_row, make_key
 from tests.test_api import jpeg
 
 PUBLIC = {
@@ -125,20 +124,7 @@ def world(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[World
         delivery = WebhookDelivery(event=event, subscription_id=webhook_id, url="http://x/")
         session.add_all([event, delivery])
         # What the worker would have written for the image: one face, given its label.
-        face = Face(
-            image_id=image_id,
-            face_index=0,
-            model_name="m",
-            dim=2,
-            embedding=bytes(8),
-            box_x=0,
-            box_y=0,
-            box_w=1,
-            box_h=1,
-            confidence=0.99,
-            landmarks={},
-            label="Ada Lovelace",
-        )
+        face = face_row(image_id=image_id, model_name="m", embedding=bytes(8), label="Ada Lovelace")
         session.add(face)
         session.commit()
         delivery_id = delivery.id
