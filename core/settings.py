@@ -112,9 +112,9 @@ class Settings(BaseSettings):
     archive_task_budget_s: int = Field(default=300, ge=1)
     # Members recorded per commit while scanning an archive (what a kill can cost to redo).
     archive_scan_batch: int = Field(default=64, ge=1, le=10_000)
-    # Where an archive is read while the model works: "process", a process of its own (its
-    # Python does not wait for the model's GIL: on two cores the stand-in model's archive
-    # path went from X to Y images/s), or "thread", a thread of the worker's process.
+    # Where an archive is read while the model works: "process", a child process of the
+    # worker (its Python does not wait for the model's GIL: on a thread, the worker used 0.8
+    # of a core while it read, README Plumbing), or "thread", a thread of the worker.
     archive_reader: Literal["process", "thread"] = "process"
     # Tasks that share an archive's pipeline work once it is read (they never take the same
     # items): the number of pipeline worker processes, so that all of them are kept busy.
