@@ -10,6 +10,7 @@ import multiprocessing
 import pickle
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -32,7 +33,6 @@ from tests.test_archives import (
     post_raw,
 )
 from workers.archive_reader import (
-    ReaderConfig,
     ReaderExitedError,
     _portable,
     reader_config,
@@ -61,9 +61,28 @@ def new_job(settings: Settings, sessions: sessionmaker[Session], archive: bytes)
     return str(response.get_json()["job_id"])
 
 
-def config_for(settings: Settings, **changes: Any) -> ReaderConfig:
-    config = reader_config(settings)
-    return ReaderConfig(**{**config.__dict__, **changes})
+def scan(
+    settings: Settings,
+    job_id: str,
+    *,
+    stop: threading.Event | None = None,
+    held: HeldBytes | None = None,
+    deadline: float | None = None,
+    scan_batch: int = 64,
+    **config: Any,
+) -> bool:
+    """``scan_in_process`` with the settings' database, store and limits; ``config``
+    changes the child's configuration (its database URL, say)."""
+    return scan_in_process(
+        job_id,
+        replace(reader_config(settings), **config),
+        deadline=deadline,
+        stop=stop or threading.Event(),
+        held=held,
+        max_member_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+        scan_batch=scan_batch,
+    )
 
 
 def statuses(sessions: sessionmaker[Session], job_id: str) -> dict[str, tuple[str, str | None]]:
@@ -78,9 +97,7 @@ def test_the_reader_process_records_every_member_and_hands_back_their_bytes(
     job_id = new_job(settings, sessions, hostile_tar())
     held = HeldBytes()
     STAGE_TIMES.reset()
-    complete = scan_in_process(
-        job_id, config_for(settings), deadline=None, stop=threading.Event(), held=held
-    )
+    complete = scan(settings, job_id, held=held)
     assert complete is True
     got = statuses(sessions, job_id)
     assert set(got) == set(EXPECTED_TAR)
@@ -117,9 +134,7 @@ def test_the_reader_process_works_on_the_embedded_sqlite_database(settings: Sett
         )
         job_id = new_job(embedded, sessions, hostile_tar())
         held = HeldBytes()
-        assert scan_in_process(
-            job_id, config_for(embedded), deadline=None, stop=threading.Event(), held=held
-        )
+        assert scan(embedded, job_id, held=held)
         got = statuses(sessions, job_id)
         assert {name: status for name, (status, _) in got.items()} == {
             name: status for name, (status, _) in EXPECTED_TAR.items()
@@ -137,10 +152,9 @@ def test_a_stop_reaches_the_child_and_a_rerun_finishes_the_archive(
     job_id = new_job(settings, sessions, make_tar(members))
     stop = threading.Event()
     stop.set()  # asked before it starts: the child stops after its first batch
-    config = config_for(settings, scan_batch=3)
-    assert scan_in_process(job_id, config, deadline=None, stop=stop, held=None) is False
+    assert scan(settings, job_id, stop=stop, scan_batch=3) is False
     assert 0 < len(statuses(sessions, job_id)) < len(members)
-    assert scan_in_process(job_id, config, deadline=None, stop=threading.Event(), held=None)
+    assert scan(settings, job_id, scan_batch=3)
     got = statuses(sessions, job_id)
     assert sorted(got) == sorted(name for name, _ in members)
     assert {status for status, _ in got.values()} == {"pending"}
@@ -152,11 +166,8 @@ def test_a_past_deadline_stops_the_child_after_one_batch(
     settings, sessions = reader_setup
     members = [(f"people/P{i}/P{i}_0001.jpg", jpeg(200 + i)) for i in range(8)]
     job_id = new_job(settings, sessions, make_tar(members))
-    config = config_for(settings, scan_batch=2)
     # time.monotonic is the machine's clock (CLOCK_MONOTONIC): the child reads the same one.
-    done = scan_in_process(
-        job_id, config, deadline=time.monotonic() - 1, stop=threading.Event(), held=None
-    )
+    done = scan(settings, job_id, deadline=time.monotonic() - 1, scan_batch=2)
     assert done is False
     assert len(statuses(sessions, job_id)) == 2
 
@@ -169,13 +180,7 @@ def test_a_database_that_is_away_is_raised_here_as_a_database_error(
     job_id = new_job(settings, sessions, make_tar([("a/A/A_0001.jpg", jpeg(7))]))
     away = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere?connect_timeout=2"
     with pytest.raises(sqlalchemy.exc.OperationalError):
-        scan_in_process(
-            job_id,
-            config_for(settings, database_url=away),
-            deadline=None,
-            stop=threading.Event(),
-            held=None,
-        )
+        scan(settings, job_id, database_url=away)
 
 
 def test_a_reader_killed_midway_is_reported_and_a_rerun_records_everything(
@@ -198,13 +203,9 @@ def test_a_reader_killed_midway_is_reported_and_a_rerun_records_everything(
     killer = threading.Thread(target=kill_the_child)
     killer.start()
     with pytest.raises(ReaderExitedError, match="exit code -9"):
-        scan_in_process(
-            job_id, config_for(settings), deadline=None, stop=threading.Event(), held=None
-        )
+        scan(settings, job_id)
     killer.join()
-    assert scan_in_process(
-        job_id, config_for(settings), deadline=None, stop=threading.Event(), held=None
-    )
+    assert scan(settings, job_id)
     assert sorted(statuses(sessions, job_id)) == sorted(name for name, _ in members)
 
 

@@ -58,30 +58,20 @@ POLL_S = 0.1
 
 @dataclass(frozen=True)
 class ReaderConfig:
-    """What the child needs to open its own database and store: picklable, unlike an
-    engine or a client."""
+    """Where the child opens its own database and store, and how it logs: picklable, unlike
+    an engine or a client. The scan's limits are the caller's, as on a thread."""
 
     database_url: str
     storage_url: str
-    max_member_bytes: int
-    max_pixels: int
-    scan_batch: int
-    max_members: int
-    max_zip_directory_bytes: int
     log_level: str = "INFO"
     log_json: bool | None = None
 
 
 def reader_config(settings: Settings) -> ReaderConfig:
-    """The child's configuration: the worker's own database, store and limits."""
+    """The child's configuration: the worker's own database, store and logging."""
     return ReaderConfig(
         database_url=settings.database_url,
         storage_url=settings.storage_url,
-        max_member_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_image_pixels,
-        scan_batch=settings.archive_scan_batch,
-        max_members=settings.max_archive_members,
-        max_zip_directory_bytes=settings.max_zip_directory_bytes,
         log_level=settings.log_level,
         log_json=settings.log_json,
     )
@@ -181,6 +171,7 @@ def _child(
     *,
     job_id: str,
     config: ReaderConfig,
+    limits: dict[str, int | None],
     deadline: float | None,
     stop: StopSignal,
     conn: Connection,
@@ -206,15 +197,11 @@ def _child(
             job_id,
             sessions=make_session_factory(engine),
             store=open_store(config.storage_url),
-            max_member_bytes=config.max_member_bytes,
-            max_pixels=config.max_pixels,
-            scan_batch=config.scan_batch,
             deadline=deadline,
             stop=_StopOrOrphaned(stop, parent_pid),
-            max_members=config.max_members,
-            max_zip_directory_bytes=config.max_zip_directory_bytes,
             send_deliveries=deliveries.extend,
             held=sender,
+            **limits,  # type: ignore[arg-type]
         )
         sender.send_stages()
         sender.send(("done", complete, deliveries))
@@ -253,11 +240,17 @@ def scan_in_process(
     deadline: float | None,
     stop: threading.Event,
     held: BytesSink | None,
+    max_member_bytes: int,
+    max_pixels: int,
+    scan_batch: int,
+    max_members: int | None = None,
+    max_zip_directory_bytes: int | None = None,
     send_deliveries: Callable[[list[str]], None] | None = None,
 ) -> bool:
-    """``workers.archives.scan_archive`` in a child process: True once the archive is fully
-    recorded, False when stopped early. The child's error is raised here; so is
-    :class:`ReaderExitedError` when it ends without a word. The child has always ended on return."""
+    """``workers.archives.scan_archive`` in a child process, with the same limits (None:
+    the settings'): True once the archive is fully recorded, False when stopped early. The
+    child's error is raised here; so is :class:`ReaderExitedError` when it ends without a
+    word. The child has always ended on return."""
     spawn = multiprocessing.get_context("spawn")
     receiving, sending = spawn.Pipe(duplex=False)
     asked = spawn.Event()
@@ -267,6 +260,13 @@ def scan_in_process(
         kwargs={
             "job_id": job_id,
             "config": config,
+            "limits": {
+                "max_member_bytes": max_member_bytes,
+                "max_pixels": max_pixels,
+                "scan_batch": scan_batch,
+                "max_members": max_members,
+                "max_zip_directory_bytes": max_zip_directory_bytes,
+            },
             "deadline": deadline,
             "stop": asked,
             "conn": sending,

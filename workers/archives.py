@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -411,7 +412,7 @@ class _Recorder:
             if (recorded := self._committing.result()) is None:
                 return False
             self._next_mark = recorded.mark
-        run = partial(self._record, batch, self.mark)
+        run = partial(self._commit_now, batch, self.mark)
         self._committing = self._rows.submit(contextvars.copy_context().run, run)
         self.mark = self._next_mark
         return True
@@ -425,9 +426,9 @@ class _Recorder:
         """The batch in flight, then the last (partial) batch, committed here."""
         if not self.wait():
             return False
-        return not batch or self._record(batch, self.mark) is not None
+        return not batch or self._commit_now(batch, self.mark) is not None
 
-    def _record(self, batch: list[Future[Scanned]], mark: int | None) -> Recorded | None:
+    def _commit_now(self, batch: list[Future[Scanned]], mark: int | None) -> Recorded | None:
         return self._commit([f.result() for f in batch], mark)
 
 
@@ -595,30 +596,21 @@ def run_archive(
         held=held,
     )
     if not scanned:
+        # The same scan on a thread of this process or in a child (``reader``).
+        scan_options: dict[str, Any] = {
+            "max_member_bytes": max_member_bytes,
+            "max_pixels": max_pixels,
+            "scan_batch": scan_batch,
+            "deadline": deadline,
+            "send_deliveries": send_deliveries,
+            "held": held,
+        }
         complete, drained = _scan_while_processing(
             job_id,
             scan=(
-                partial(
-                    scan_archive,
-                    job_id,
-                    sessions=sessions,
-                    store=store,
-                    max_member_bytes=max_member_bytes,
-                    max_pixels=max_pixels,
-                    scan_batch=scan_batch,
-                    deadline=deadline,
-                    send_deliveries=send_deliveries,
-                    held=held,
-                )
+                partial(scan_archive, job_id, sessions=sessions, store=store, **scan_options)
                 if reader is None
-                else partial(
-                    scan_in_process,
-                    job_id,
-                    reader,
-                    deadline=deadline,
-                    held=held,
-                    send_deliveries=send_deliveries,
-                )
+                else partial(scan_in_process, job_id, reader, **scan_options)
             ),
             process=process_batches,
             # Read to the end: other pipeline workers may now share the batches.
